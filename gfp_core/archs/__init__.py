@@ -1,0 +1,5 @@
+"""Network architectures. Parameter names match the official checkpoints (``strict=True`` loading)."""
+from .gfpgan import GFPGANv1, GFPGANv1Clean
+from .sft import spatial_feature_transform
+
+__all__ = ["GFPGANv1", "GFPGANv1Clean", "spatial_feature_transform"]

@@ -1,0 +1,241 @@
+"""GFPGAN: a degradation-removal U-Net whose features steer a pretrained StyleGAN2 through CS-SFT.
+
+Wang et al., "Towards Real-World Blind Face Restoration with Generative Facial Prior", CVPR 2021.
+
+    x ─► U-Net encoder ─► bottleneck ─► linear ─► latent codes w ─────────────┐
+                     └─► U-Net decoder ─► per-resolution (α, β) ─► CS-SFT ─► StyleGAN2 ─► face
+
+Two variants share that forward pass and differ in their building blocks:
+
+* :class:`GFPGANv1Clean` — bilinear resampling and plain convolutions (GFPGANv1.2, v1.3, v1.4).
+* :class:`GFPGANv1` — the original paper model with StyleGAN2's equalised layers and FIR
+  resampling (GFPGANv1.pth), here in plain PyTorch.
+
+Both return ``(image, rgbs)`` like the official code: the restored face in [-1, 1] and, when
+``return_rgb``, the U-Net's intermediate RGB predictions (used by the training pyramid loss).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .sft import broadcast_latent, check_fidelity, stored_noise, synthesize
+from .stylegan2_clean import StyleGAN2GeneratorClean, stylegan2_channels
+from .stylegan2_original import StyleGAN2Generator
+from .stylegan2_ops import ConvLayer, EqualConv2d, EqualLinear, FusedLeakyReLU, ResBlockDown, ScaledLeakyReLU
+
+
+class GFPGANBase(nn.Module):
+    """The forward pass shared by both variants; subclasses build the layers.
+
+    Attributes set by subclasses: ``conv_body_first``, ``conv_body_down``, ``final_conv``,
+    ``final_linear``, ``conv_body_up``, ``toRGB``, ``condition_scale``, ``condition_shift``,
+    ``stylegan_decoder``.
+    """
+
+    #: default for :meth:`forward`; 1 is the published model. See :mod:`gfp_core.archs.sft`.
+    fidelity: float = 1.0
+
+    def __init__(self, out_size: int, num_style_feat: int, input_is_latent: bool, different_w: bool,
+                 sft_half: bool):
+        super().__init__()
+        self.out_size = out_size
+        self.log_size = int(math.log(out_size, 2))
+        self.num_style_feat = num_style_feat
+        self.input_is_latent = input_is_latent
+        self.different_w = different_w
+        self.sft_half = sft_half
+
+    def encode_activation(self, feat: torch.Tensor) -> torch.Tensor:
+        """Activation after the first and last encoder convs (built into ConvLayer in v1)."""
+        return feat
+
+    def forward(self, x: torch.Tensor, return_rgb: bool = True, randomize_noise: bool = False,
+                fidelity: float | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Restore aligned faces ``x`` (``[B, 3, S, S]`` in [-1, 1], S = ``out_size``).
+
+        ``randomize_noise``: draw fresh StyleGAN2 noise instead of the stored maps (the default is
+        deterministic). ``fidelity``: strength of the CS-SFT modulation, ``self.fidelity`` if None.
+        """
+        fidelity = check_fidelity(self.fidelity if fidelity is None else fidelity)
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.out_size or x.shape[3] != self.out_size:
+            raise ValueError(f"expected faces of shape [B, 3, {self.out_size}, {self.out_size}], got {list(x.shape)}")
+
+        # U-Net encoder: degraded face → bottleneck features, keeping skips for the decoder
+        feat = self.encode_activation(self.conv_body_first(x))
+        skips = []
+        for down in self.conv_body_down:
+            feat = down(feat)
+            skips.insert(0, feat)
+        feat = self.encode_activation(self.final_conv(feat))
+
+        # bottleneck → latent code(s) w of the StyleGAN2 prior
+        style = self.final_linear(feat.view(feat.size(0), -1))
+        if self.different_w:
+            style = style.view(style.size(0), -1, self.num_style_feat)
+
+        # U-Net decoder: spatial scale/shift maps for CS-SFT at every resolution
+        conditions: list[torch.Tensor] = []
+        rgbs: list[torch.Tensor] = []
+        for i, up in enumerate(self.conv_body_up):
+            feat = up(feat + skips[i])
+            conditions.append(self.condition_scale[i](feat))
+            conditions.append(self.condition_shift[i](feat))
+            if return_rgb:
+                rgbs.append(self.toRGB[i](feat))
+
+        decoder = self.stylegan_decoder
+        if not self.input_is_latent:
+            style = decoder.style_mlp(style)
+        latent = broadcast_latent(style, decoder.num_latent)
+        noise = [None] * decoder.num_layers if randomize_noise else stored_noise(decoder)
+        image = synthesize(decoder, latent, conditions, noise, self.sft_half, fidelity)
+        return image, rgbs
+
+
+def _unet_channels(channel_multiplier: float, narrow: float) -> dict[str, int]:
+    return stylegan2_channels(channel_multiplier, narrow * 0.5)  # the U-Net is half as wide
+
+
+def _sft_out_channels(channels: int, sft_half: bool) -> int:
+    # with sft_half the maps cover half of the generator's channels (which is twice the U-Net's)
+    return channels if sft_half else channels * 2
+
+
+class ResBlockClean(nn.Module):
+    """Residual block with bilinear up- or downsampling (U-Net of the clean model)."""
+
+    def __init__(self, in_channels: int, out_channels: int, mode: str = "down"):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, in_channels, 3, 1, 1)
+        self.conv2 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.scale_factor = 0.5 if mode == "down" else 2.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.leaky_relu_(self.conv1(x), negative_slope=0.2)
+        out = F.interpolate(out, scale_factor=self.scale_factor, mode="bilinear", align_corners=False)
+        out = F.leaky_relu_(self.conv2(out), negative_slope=0.2)
+        x = F.interpolate(x, scale_factor=self.scale_factor, mode="bilinear", align_corners=False)
+        return out + self.skip(x)
+
+
+class GFPGANv1Clean(GFPGANBase):
+    """GFPGAN without custom ops: the architecture of GFPGANv1.2 / v1.3 / v1.4.
+
+    Defaults are those of the published checkpoints (512 px, channel multiplier 2, one w per
+    layer, SFT on half of the channels).
+    """
+
+    def __init__(self, out_size: int = 512, num_style_feat: int = 512, channel_multiplier: float = 2,
+                 num_mlp: int = 8, input_is_latent: bool = True, different_w: bool = True, narrow: float = 1,
+                 sft_half: bool = True):
+        super().__init__(out_size, num_style_feat, input_is_latent, different_w, sft_half)
+        ch = _unet_channels(channel_multiplier, narrow)
+        self.conv_body_first = nn.Conv2d(3, ch[f"{out_size}"], 1)
+        self.conv_body_down = nn.ModuleList()
+        in_ch = ch[f"{out_size}"]
+        for i in range(self.log_size, 2, -1):
+            self.conv_body_down.append(ResBlockClean(in_ch, ch[f"{2 ** (i - 1)}"], mode="down"))
+            in_ch = ch[f"{2 ** (i - 1)}"]
+        self.final_conv = nn.Conv2d(in_ch, ch["4"], 3, 1, 1)
+
+        self.conv_body_up = nn.ModuleList()
+        self.toRGB = nn.ModuleList()
+        self.condition_scale = nn.ModuleList()
+        self.condition_shift = nn.ModuleList()
+        in_ch = ch["4"]
+        for i in range(3, self.log_size + 1):
+            out_ch = ch[f"{2 ** i}"]
+            self.conv_body_up.append(ResBlockClean(in_ch, out_ch, mode="up"))
+            self.toRGB.append(nn.Conv2d(out_ch, 3, 1))
+            sft_ch = _sft_out_channels(out_ch, sft_half)
+            for heads in (self.condition_scale, self.condition_shift):
+                heads.append(nn.Sequential(nn.Conv2d(out_ch, out_ch, 3, 1, 1), nn.LeakyReLU(0.2, True),
+                                           nn.Conv2d(out_ch, sft_ch, 3, 1, 1)))
+            in_ch = out_ch
+
+        w_count = self.log_size * 2 - 2 if different_w else 1
+        self.final_linear = nn.Linear(ch["4"] * 4 * 4, w_count * num_style_feat)
+        self.stylegan_decoder = StyleGAN2GeneratorClean(out_size, num_style_feat=num_style_feat, num_mlp=num_mlp,
+                                                        channel_multiplier=channel_multiplier, narrow=narrow)
+
+    def encode_activation(self, feat: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu_(feat, negative_slope=0.2)
+
+
+class ConvUpLayer(nn.Module):
+    """Bilinear 2× upsampling followed by an equalised conv (+ fused bias-act)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
+                 bias: bool = True, activate: bool = True):
+        super().__init__()
+        self.scale = 1 / math.sqrt(in_channels * kernel_size ** 2)
+        self.padding = padding
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias and not activate else None
+        if activate:
+            self.activation: nn.Module | None = FusedLeakyReLU(out_channels) if bias else ScaledLeakyReLU()
+        else:
+            self.activation = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        out = F.conv2d(out, self.weight * self.scale, bias=self.bias, padding=self.padding)
+        return out if self.activation is None else self.activation(out)
+
+
+class ResUpBlock(nn.Module):
+    """Residual block with upsampling (U-Net decoder of GFPGANv1)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = ConvLayer(in_channels, in_channels, 3)
+        self.conv2 = ConvUpLayer(in_channels, out_channels, 3, padding=1)
+        self.skip = ConvUpLayer(in_channels, out_channels, 1, bias=False, activate=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
+
+
+class GFPGANv1(GFPGANBase):
+    """The original GFPGAN (GFPGANv1.pth): equalised layers, FIR resampling, channel multiplier 1."""
+
+    def __init__(self, out_size: int = 512, num_style_feat: int = 512, channel_multiplier: float = 1,
+                 resample_kernel: Sequence[float] = (1, 3, 3, 1), num_mlp: int = 8, lr_mlp: float = 0.01,
+                 input_is_latent: bool = True, different_w: bool = True, narrow: float = 1,
+                 sft_half: bool = True):
+        super().__init__(out_size, num_style_feat, input_is_latent, different_w, sft_half)
+        ch = _unet_channels(channel_multiplier, narrow)
+        self.conv_body_first = ConvLayer(3, ch[f"{out_size}"], 1)
+        self.conv_body_down = nn.ModuleList()
+        in_ch = ch[f"{out_size}"]
+        for i in range(self.log_size, 2, -1):
+            self.conv_body_down.append(ResBlockDown(in_ch, ch[f"{2 ** (i - 1)}"], resample_kernel))
+            in_ch = ch[f"{2 ** (i - 1)}"]
+        self.final_conv = ConvLayer(in_ch, ch["4"], 3)
+
+        self.conv_body_up = nn.ModuleList()
+        self.toRGB = nn.ModuleList()
+        self.condition_scale = nn.ModuleList()
+        self.condition_shift = nn.ModuleList()
+        in_ch = ch["4"]
+        for i in range(3, self.log_size + 1):
+            out_ch = ch[f"{2 ** i}"]
+            self.conv_body_up.append(ResUpBlock(in_ch, out_ch))
+            self.toRGB.append(EqualConv2d(out_ch, 3, 1))
+            sft_ch = _sft_out_channels(out_ch, sft_half)
+            for heads, last_bias in ((self.condition_scale, 1.0), (self.condition_shift, 0.0)):
+                heads.append(nn.Sequential(EqualConv2d(out_ch, out_ch, 3, padding=1), ScaledLeakyReLU(),
+                                           EqualConv2d(out_ch, sft_ch, 3, padding=1, bias_init=last_bias)))
+            in_ch = out_ch
+
+        w_count = self.log_size * 2 - 2 if different_w else 1
+        self.final_linear = EqualLinear(ch["4"] * 4 * 4, w_count * num_style_feat)
+        self.stylegan_decoder = StyleGAN2Generator(out_size, num_style_feat=num_style_feat, num_mlp=num_mlp,
+                                                   channel_multiplier=channel_multiplier,
+                                                   resample_kernel=resample_kernel, lr_mlp=lr_mlp, narrow=narrow)

@@ -1,0 +1,74 @@
+"""Channel-Split Spatial Feature Transform (CS-SFT) and the StyleGAN2 synthesis loop that uses it.
+
+GFPGAN's U-Net predicts, for every resolution, a scale map α and a shift map β. The StyleGAN2
+generator (the generative facial prior) applies them to its features after the first convolution
+of each resolution: ``F_sft = F * α + β`` — on half of the channels when ``sft_half`` (the paper's
+"channel split": one half keeps the prior, the other half carries spatial detail of the input).
+
+``fidelity`` f ∈ [0, 1] blends the modulated and the unmodulated features:
+``F' = F + f · (F · α + β − F)``. f = 1 is the published model exactly (that branch is skipped, so
+the result is bit-identical); f = 0 switches the spatial conditions off and leaves the StyleGAN2
+prior driven only by the latent code the encoder predicted — a cleaner but less faithful face.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+def check_fidelity(fidelity: float) -> float:
+    fidelity = float(fidelity)
+    if not 0.0 <= fidelity <= 1.0:
+        raise ValueError(f"fidelity must be between 0 and 1, got {fidelity}")
+    return fidelity
+
+
+def spatial_feature_transform(feat: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                              sft_half: bool, fidelity: float = 1.0) -> torch.Tensor:
+    """Apply (CS-)SFT modulation to ``feat``; see the module docstring for ``fidelity``."""
+    if sft_half:
+        kept, modulated = torch.split(feat, feat.size(1) // 2, dim=1)
+    else:
+        kept, modulated = None, feat
+    if fidelity == 1.0:
+        out = modulated * scale + shift
+    elif fidelity == 0.0:
+        out = modulated
+    else:
+        out = torch.lerp(modulated, modulated * scale + shift, fidelity)
+    return out if kept is None else torch.cat([kept, out], dim=1)
+
+
+def stored_noise(generator: nn.Module) -> list[torch.Tensor]:
+    """The generator's fixed per-layer noise maps (buffers ``noises.noise{i}``)."""
+    return [getattr(generator.noises, f"noise{i}") for i in range(generator.num_layers)]
+
+
+def synthesize(generator: nn.Module, latent: torch.Tensor, conditions: Sequence[torch.Tensor],
+               noise: Sequence[torch.Tensor | None], sft_half: bool, fidelity: float = 1.0) -> torch.Tensor:
+    """StyleGAN2 synthesis from per-layer latents ``[B, num_latent, C]`` with SFT conditions.
+
+    ``conditions`` alternates scale and shift maps, coarse to fine; ``noise`` holds one map per
+    style convolution (``None`` draws fresh Gaussian noise). Works for both the clean and the
+    original generator: they share the layer layout and differ only in their blocks.
+    """
+    out = generator.constant_input(latent.shape[0])
+    out = generator.style_conv1(out, latent[:, 0], noise=noise[0])
+    skip = generator.to_rgb1(out, latent[:, 1])
+    i = 1
+    for conv1, conv2, noise1, noise2, to_rgb in zip(generator.style_convs[::2], generator.style_convs[1::2],
+                                                    noise[1::2], noise[2::2], generator.to_rgbs):
+        out = conv1(out, latent[:, i], noise=noise1)
+        if i < len(conditions):  # the U-Net may provide fewer levels than the generator has
+            out = spatial_feature_transform(out, conditions[i - 1], conditions[i], sft_half, fidelity)
+        out = conv2(out, latent[:, i + 1], noise=noise2)
+        skip = to_rgb(out, latent[:, i + 2], skip)
+        i += 2
+    return skip
+
+
+def broadcast_latent(style: torch.Tensor, num_latent: int) -> torch.Tensor:
+    """One w per layer: repeat a single code, or pass through a ``[B, num_latent, C]`` code."""
+    return style if style.ndim == 3 else style.unsqueeze(1).repeat(1, num_latent, 1)

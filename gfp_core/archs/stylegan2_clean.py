@@ -1,0 +1,158 @@
+"""StyleGAN2 generator, "clean" flavour (bilinear resampling, no custom ops).
+
+This is the decoder of GFPGAN v1.2 / v1.3 / v1.4. Layer and parameter names match the official
+checkpoints.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class NormStyleCode(nn.Module):
+    """Pixel norm of the input z before the mapping network."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(torch.mean(x ** 2, dim=1, keepdim=True) + 1e-8)
+
+
+class ModulatedConv2d(nn.Module):
+    """Convolution whose weights are scaled per input channel by the style, then demodulated.
+
+    The batch is folded into the channel axis and run as one grouped convolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_style_feat: int,
+                 demodulate: bool = True, sample_mode: str | None = None, eps: float = 1e-8):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.demodulate = demodulate
+        self.sample_mode = sample_mode
+        self.eps = eps
+        self.modulation = nn.Linear(num_style_feat, in_channels, bias=True)
+        nn.init.kaiming_normal_(self.modulation.weight, a=0, mode="fan_in", nonlinearity="linear")
+        nn.init.constant_(self.modulation.bias, 1.0)  # start as the identity modulation
+        self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size)
+                                   / math.sqrt(in_channels * kernel_size ** 2))
+        self.padding = kernel_size // 2
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        b, c, _, _ = x.shape
+        style = self.modulation(style).view(b, 1, c, 1, 1)
+        weight = self.weight * style  # [B, out, in, k, k]
+        if self.demodulate:
+            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
+            weight = weight * demod.view(b, self.out_channels, 1, 1, 1)
+        weight = weight.view(b * self.out_channels, c, self.kernel_size, self.kernel_size)
+        if self.sample_mode == "upsample":
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        elif self.sample_mode == "downsample":
+            x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+        _, _, h, w = x.shape
+        out = F.conv2d(x.reshape(1, b * c, h, w), weight, padding=self.padding, groups=b)
+        return out.view(b, self.out_channels, out.shape[2], out.shape[3])
+
+
+class StyleConv(nn.Module):
+    """Modulated conv → noise injection → bias → leaky ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_style_feat: int,
+                 demodulate: bool = True, sample_mode: str | None = None):
+        super().__init__()
+        self.modulated_conv = ModulatedConv2d(in_channels, out_channels, kernel_size, num_style_feat,
+                                              demodulate=demodulate, sample_mode=sample_mode)
+        self.weight = nn.Parameter(torch.zeros(1))  # noise strength
+        self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
+        self.activate = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.modulated_conv(x, style) * 2 ** 0.5  # gain of the leaky ReLU that follows
+        if noise is None:
+            b, _, h, w = out.shape
+            noise = out.new_empty(b, 1, h, w).normal_()
+        out = out + self.weight * noise
+        return self.activate(out + self.bias)
+
+
+class ToRGB(nn.Module):
+    """1×1 modulated conv to RGB, added to the upsampled RGB of the previous resolution."""
+
+    def __init__(self, in_channels: int, num_style_feat: int, upsample: bool = True):
+        super().__init__()
+        self.upsample = upsample
+        self.modulated_conv = ModulatedConv2d(in_channels, 3, 1, num_style_feat, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.modulated_conv(x, style) + self.bias
+        if skip is not None:
+            if self.upsample:
+                skip = F.interpolate(skip, scale_factor=2, mode="bilinear", align_corners=False)
+            out = out + skip
+        return out
+
+
+class ConstantInput(nn.Module):
+    """The learned 4×4 constant the synthesis starts from."""
+
+    def __init__(self, num_channel: int, size: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(1, num_channel, size, size))
+
+    def forward(self, batch: int) -> torch.Tensor:
+        return self.weight.repeat(batch, 1, 1, 1)
+
+
+def stylegan2_channels(channel_multiplier: float, narrow: float) -> dict[str, int]:
+    """Feature channels per resolution (StyleGAN2 config F when multiplier 2, narrow 1)."""
+    base = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+    return {str(res): int(ch * (channel_multiplier if res >= 64 else 1) * narrow) for res, ch in base.items()}
+
+
+def register_noise_buffers(noises: nn.Module, num_layers: int) -> None:
+    """One fixed noise map per style conv: 4×4, then two per resolution 8×8 … out_size."""
+    for layer_idx in range(num_layers):
+        resolution = 2 ** ((layer_idx + 5) // 2)
+        noises.register_buffer(f"noise{layer_idx}", torch.randn(1, 1, resolution, resolution))
+
+
+class StyleGAN2GeneratorClean(nn.Module):
+    """Mapping network (z → w) and synthesis network with stored per-layer noise."""
+
+    def __init__(self, out_size: int, num_style_feat: int = 512, num_mlp: int = 8,
+                 channel_multiplier: float = 2, narrow: float = 1):
+        super().__init__()
+        self.num_style_feat = num_style_feat
+        mlp: list[nn.Module] = [NormStyleCode()]
+        for _ in range(num_mlp):
+            linear = nn.Linear(num_style_feat, num_style_feat, bias=True)
+            nn.init.kaiming_normal_(linear.weight, a=0.2, mode="fan_in", nonlinearity="leaky_relu")
+            nn.init.zeros_(linear.bias)
+            mlp += [linear, nn.LeakyReLU(negative_slope=0.2, inplace=True)]
+        self.style_mlp = nn.Sequential(*mlp)
+
+        self.channels = channels = stylegan2_channels(channel_multiplier, narrow)
+        self.constant_input = ConstantInput(channels["4"], size=4)
+        self.style_conv1 = StyleConv(channels["4"], channels["4"], 3, num_style_feat)
+        self.to_rgb1 = ToRGB(channels["4"], num_style_feat, upsample=False)
+
+        self.log_size = int(math.log(out_size, 2))
+        self.num_layers = (self.log_size - 2) * 2 + 1
+        self.num_latent = self.log_size * 2 - 2
+
+        self.style_convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        self.noises = nn.Module()
+        register_noise_buffers(self.noises, self.num_layers)
+        in_channels = channels["4"]
+        for i in range(3, self.log_size + 1):
+            out_channels = channels[f"{2 ** i}"]
+            self.style_convs.append(StyleConv(in_channels, out_channels, 3, num_style_feat, sample_mode="upsample"))
+            self.style_convs.append(StyleConv(out_channels, out_channels, 3, num_style_feat))
+            self.to_rgbs.append(ToRGB(out_channels, num_style_feat, upsample=True))
+            in_channels = out_channels

@@ -1,0 +1,1 @@
+"""GFPGAN trainer built on gfp_core architectures."""

@@ -1,0 +1,1 @@
+"""Gradio demo and Hugging Face Space built on gfp_core."""
