@@ -74,7 +74,7 @@ class GFPGANBase(nn.Module):
         feat = self.encode_activation(self.final_conv(feat))
 
         # bottleneck → latent code(s) w of the StyleGAN2 prior
-        style = self.final_linear(feat.view(feat.size(0), -1))
+        style = self.final_linear(feat.reshape(feat.size(0), -1))
         if self.different_w:
             style = style.view(style.size(0), -1, self.num_style_feat)
 

@@ -1,0 +1,485 @@
+"""Forward-pass benchmark of GFPGAN on 512×512 aligned faces: ours vs the official code vs spandrel.
+
+Compared in the same process, on the same seeded random weights and the same input:
+
+* clean architecture (GFPGANv1.2 / v1.3 / v1.4): ``gfp_core`` ``GFPGANv1Clean``, the official
+  ``gfpgan`` ``GFPGANv1Clean`` and spandrel's GFPGAN (a copy of the official clean arch);
+* original architecture (GFPGANv1): ``gfp_core`` ``GFPGANv1`` and the official ``GFPGANv1``.
+
+The official model of each architecture is built from a seed (``tests/official.py``) and its
+``state_dict`` is loaded, strictly, into the other implementations. After warm-up runs the
+implementations are timed round-robin (the starting implementation rotates every round), so
+slow drifts of the machine (thermal state, background load) affect all of them alike. Reported
+per implementation and batch size: median and minimum seconds per forward, median seconds per
+face and the median relative to the official implementation of the same architecture. A sanity
+line gives the largest absolute difference of each output from the official one.
+
+``--memory`` additionally runs every implementation once in a fresh subprocess and reports the
+peak memory that the forward pass adds on top of the loaded model: peak RSS on CPU
+(``resource.getrusage``, with the kernel's high-water mark reset just before the forward where
+``/proc/self/clear_refs`` allows it), ``torch.cuda.max_memory_allocated`` on CUDA.
+
+Example::
+
+    python bench/bench_forward.py                      # CPU, batch 1 and 4
+    python bench/bench_forward.py --device cuda --repeats 20 --memory --json bench/results/forward_cuda.json
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+for _path in (REPO_ROOT, REPO_ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from gfp_core.archs import GFPGANv1, GFPGANv1Clean  # noqa: E402
+from official import official_gfpgan  # noqa: E402  (tests/official.py: imports and patches gfpgan/basicsr)
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+FACE_SIZE = 512
+DEFAULT_JSON = REPO_ROOT / "bench" / "results" / "forward_cpu.json"
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One implementation under test."""
+
+    key: str  # command-line name
+    arch: str  # "clean" or "original" (the argument of official_gfpgan)
+    label: str  # shown in the table
+
+    @property
+    def is_official(self) -> bool:
+        return self.key.startswith("official")
+
+
+IMPLS: tuple[Impl, ...] = (
+    Impl("ours-clean", "clean", "ours GFPGANv1Clean"),
+    Impl("official-clean", "clean", "official GFPGANv1Clean"),
+    Impl("spandrel-clean", "clean", "spandrel GFPGAN"),
+    Impl("ours-original", "original", "ours GFPGANv1"),
+    Impl("official-original", "original", "official GFPGANv1"),
+)
+IMPLS_BY_KEY = {impl.key: impl for impl in IMPLS}
+
+
+@dataclass
+class Loaded:
+    """A built model with the call used for timing and the deterministic call used for checking."""
+
+    impl: Impl
+    module: nn.Module
+    timed: Forward
+    checked: Forward
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    impl: str
+    arch: str
+    label: str
+    batch: int
+    times_s: list[float]
+    median_s: float
+    min_s: float
+    median_per_face_s: float
+    ratio_vs_official: float | None = None
+    max_abs_diff_vs_official: float | None = None
+    memory: dict[str, float | str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# building the models
+
+
+def _official_upfirdn2d_fallback(device: torch.device) -> list[str]:
+    """Route the official FIR resampling to its PyTorch path on CUDA when its extension is absent.
+
+    basicsr only has a compiled CUDA kernel for ``upfirdn2d`` on GPUs; without it the official
+    original architecture cannot run there. Returns the notes to attach to its results.
+    """
+    if device.type != "cuda":
+        return []
+    import basicsr.archs.stylegan2_arch as stylegan2_arch
+    import basicsr.ops.upfirdn2d.upfirdn2d as upfirdn2d_mod
+
+    if hasattr(upfirdn2d_mod, "upfirdn2d_ext"):
+        return []
+
+    def upfirdn2d_native(input: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
+                         pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        return upfirdn2d_mod.upfirdn2d_native(input, kernel, up, up, down, down, pad[0], pad[1], pad[0], pad[1])
+
+    stylegan2_arch.upfirdn2d = upfirdn2d_native
+    return ["official upfirdn2d: PyTorch fallback (basicsr CUDA extension not built)"]
+
+
+def official_source(arch: str, seed: int, noise_strength: float, device: torch.device) -> nn.Module:
+    """The seeded official model whose weights every implementation of ``arch`` loads."""
+    return official_gfpgan(arch, seed, noise_strength).to(device)
+
+
+def build(impl: Impl, source: nn.Module, device: torch.device, spandrel_call: str) -> Loaded:
+    """Build ``impl`` on ``device`` with the weights of ``source`` (the official model of its arch)."""
+    if impl.is_official:
+        notes = ["fused LeakyReLU: pure-PyTorch patch from tests/official.py"] if impl.arch == "original" else []
+        if impl.arch == "original":
+            notes += _official_upfirdn2d_fallback(device)
+
+        def official_forward(x: torch.Tensor) -> torch.Tensor:
+            return source(x, return_rgb=False, randomize_noise=False)[0]
+
+        return Loaded(impl, source, official_forward, official_forward, notes)
+
+    state_dict = source.state_dict()
+    if impl.key.startswith("ours"):
+        model: nn.Module = (GFPGANv1Clean() if impl.arch == "clean" else GFPGANv1())
+        model.load_state_dict(state_dict, strict=True)
+        model = model.eval().to(device)
+
+        def ours_forward(x: torch.Tensor) -> torch.Tensor:
+            return model(x, return_rgb=False)[0]
+
+        return Loaded(impl, model, ours_forward, ours_forward)
+
+    import spandrel
+
+    descriptor = spandrel.ModelLoader(device=device).load_from_state_dict(state_dict)
+    model = descriptor.model.eval()
+
+    def spandrel_matched(x: torch.Tensor) -> torch.Tensor:
+        return model(x, return_rgb=False, randomize_noise=False)[0]
+
+    def spandrel_descriptor(x: torch.Tensor) -> torch.Tensor:
+        # what spandrel's GFPGAN descriptor runs: call_fn=lambda model, image: model(image)[0]
+        # (its defaults return_rgb=True, randomize_noise=True), without the descriptor's clamp/pad
+        return model(x)[0]
+
+    if spandrel_call == "descriptor":
+        notes = ["timed as spandrel's descriptor calls it: model(x)[0] (return_rgb=True, randomize_noise=True)"]
+        return Loaded(impl, model, spandrel_descriptor, spandrel_matched, notes)
+    return Loaded(impl, model, spandrel_matched, spandrel_matched,
+                  ["timed as model(x, return_rgb=False, randomize_noise=False)[0]"])
+
+
+def build_all(impls: list[Impl], seed: int, noise_strength: float, device: torch.device,
+              spandrel_call: str) -> dict[str, Loaded]:
+    loaded: dict[str, Loaded] = {}
+    for arch in ("clean", "original"):
+        members = [impl for impl in impls if impl.arch == arch]
+        if not members:
+            continue
+        source = official_source(arch, seed, noise_strength, device)
+        for impl in members:
+            loaded[impl.key] = build(impl, source, device, spandrel_call)
+        del source
+    return loaded
+
+
+def make_input(batch: int, seed: int, device: torch.device) -> torch.Tensor:
+    """Seeded faces in [-1, 1] (the networks' input range), ``[batch, 3, 512, 512]`` fp32."""
+    generator = torch.Generator().manual_seed(seed + 1000 + batch)
+    return (torch.rand(batch, 3, FACE_SIZE, FACE_SIZE, generator=generator) * 2 - 1).to(device)
+
+
+# --------------------------------------------------------------------------------------------
+# timing
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_once(forward: Forward, x: torch.Tensor, device: torch.device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    forward(x)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+@torch.inference_mode()
+def max_abs_diffs(loaded: dict[str, Loaded], x: torch.Tensor) -> dict[str, float]:
+    """Largest absolute output difference of every implementation from the official one of its arch."""
+    outputs = {key: item.checked(x).float().cpu() for key, item in loaded.items()}
+    diffs: dict[str, float] = {}
+    for key, item in loaded.items():
+        reference = f"official-{item.impl.arch}"
+        if reference in outputs:
+            diffs[key] = (outputs[key] - outputs[reference]).abs().max().item()
+    return diffs
+
+
+@torch.inference_mode()
+def time_round_robin(loaded: dict[str, Loaded], x: torch.Tensor, warmup: int, repeats: int,
+                     device: torch.device) -> dict[str, list[float]]:
+    """Warm every implementation up, then time them in rotating round-robin order."""
+    keys = list(loaded)
+    for _ in range(warmup):
+        for key in keys:
+            loaded[key].timed(x)
+    synchronize(device)
+    times: dict[str, list[float]] = {key: [] for key in keys}
+    for round_idx in range(repeats):
+        shift = round_idx % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            times[key].append(time_once(loaded[key].timed, x, device))
+    return times
+
+
+# --------------------------------------------------------------------------------------------
+# memory (one fresh subprocess per implementation and batch size)
+
+
+def _rss_kib(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _maxrss_kib() -> float:
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 1024 if sys.platform == "darwin" else float(maxrss)  # bytes on macOS, KiB on Linux
+
+
+def _release_free_memory() -> None:
+    """Collect garbage and hand freed heap memory back to the OS (glibc), so RSS is a clean baseline."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark (Linux ≥ 4.0) so ru_maxrss measures from now on."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure_memory_here(impl: Impl, batch: int, seed: int, noise_strength: float, device: torch.device,
+                        spandrel_call: str) -> dict[str, float | str]:
+    """Peak memory added by one (first) forward of ``impl``, measured in this process."""
+    loaded = build_all([impl], seed, noise_strength, device, spandrel_call)[impl.key]
+    weights = sum(t.numel() * t.element_size() for t in loaded.module.state_dict().values())
+    x = make_input(batch, seed, device)
+    _release_free_memory()
+    mib = 1024 ** 2
+    with torch.inference_mode():
+        if device.type == "cuda":
+            synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            loaded.timed(x)
+            synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device)
+            return {"method": "torch.cuda.max_memory_allocated", "weights_mib": weights / mib,
+                    "peak_delta_mib": (peak - before) / mib, "peak_total_mib": peak / mib}
+        reset = _reset_peak_rss()
+        rss_before = _rss_kib("VmRSS")
+        maxrss_before = _maxrss_kib()
+        baseline = float(rss_before) if reset and rss_before is not None else maxrss_before
+        loaded.timed(x)
+        maxrss_after = _maxrss_kib()
+    method = "ru_maxrss after resetting the high-water mark" if reset else "ru_maxrss delta (lower bound)"
+    return {"method": method, "weights_mib": weights / mib,
+            "peak_delta_mib": max(0.0, maxrss_after - baseline) / 1024, "peak_total_mib": maxrss_after / 1024}
+
+
+def measure_memory(impl: Impl, batch: int, args: argparse.Namespace) -> dict[str, float | str]:
+    """Run :func:`measure_memory_here` in a fresh interpreter and return what it reports."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--memory-worker", impl.key,
+               "--batches", str(batch), "--device", args.device, "--seed", str(args.seed),
+               "--noise-strength", str(args.noise_strength), "--spandrel-call", args.spandrel_call]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"method": "failed", "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# reporting
+
+
+def environment(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info: dict[str, object] = {
+        "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "device": str(device), "dtype": "float32", "face_size": FACE_SIZE, "batches": args.batches,
+        "warmup": args.warmup, "repeats": args.repeats, "seed": args.seed,
+        "noise_strength": args.noise_strength, "spandrel_call": args.spandrel_call,
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    for package in ("gfpgan", "basicsr", "spandrel"):
+        try:
+            from importlib.metadata import version
+
+            info[package] = version(package)
+        except Exception:  # noqa: BLE001 - informational only
+            info[package] = None
+    return info
+
+
+def markdown_table(results: list[Result]) -> str:
+    lines = ["| arch | implementation | batch | median s/forward | min s/forward | median s/face "
+             "| vs official | max abs diff |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        ratio = f"{r.ratio_vs_official:.3f}×" if r.ratio_vs_official is not None else "–"
+        diff = f"{r.max_abs_diff_vs_official:.2e}" if r.max_abs_diff_vs_official is not None else "–"
+        lines.append(f"| {r.arch} | {r.label} | {r.batch} | {r.median_s:.3f} | {r.min_s:.3f} "
+                     f"| {r.median_per_face_s:.3f} | {ratio} | {diff} |")
+    return "\n".join(lines)
+
+
+def memory_table(results: list[Result]) -> str:
+    lines = ["| arch | implementation | batch | weights MiB | forward peak Δ MiB | process peak MiB |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in results:
+        m = r.memory or {}
+        if "peak_delta_mib" not in m:
+            lines.append(f"| {r.arch} | {r.label} | {r.batch} | – | failed: {m.get('error', '')} | – |")
+            continue
+        lines.append(f"| {r.arch} | {r.label} | {r.batch} | {m['weights_mib']:.0f} | {m['peak_delta_mib']:.0f} "
+                     f"| {m['peak_total_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4], help="batch sizes (default: 1 4)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed forwards per implementation and batch")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed forwards per implementation and batch")
+    parser.add_argument("--impls", nargs="+", choices=list(IMPLS_BY_KEY), default=list(IMPLS_BY_KEY),
+                        help="implementations to run (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs")
+    parser.add_argument("--noise-strength", type=float, default=0.1,
+                        help="StyleGAN2 noise strengths (0 in a fresh model; nonzero in real checkpoints)")
+    parser.add_argument("--spandrel-call", choices=("descriptor", "matched"), default="descriptor",
+                        help="descriptor: time spandrel as its descriptor calls it, model(x)[0]; matched: "
+                             "with return_rgb=False, randomize_noise=False like the others")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory, one subprocess each")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default: {DEFAULT_JSON})")
+    parser.add_argument("--memory-worker", choices=list(IMPLS_BY_KEY), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0 or min(args.batches) < 1:
+        parser.error("--repeats and --batches must be ≥ 1, --warmup ≥ 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda requested but CUDA is not available")
+
+    if args.memory_worker:
+        impl = IMPLS_BY_KEY[args.memory_worker]
+        print(json.dumps(measure_memory_here(impl, args.batches[0], args.seed, args.noise_strength, device,
+                                             args.spandrel_call)))
+        return
+
+    started = time.perf_counter()
+    impls = [IMPLS_BY_KEY[key] for key in IMPLS_BY_KEY if key in args.impls]
+    print(f"building {len(impls)} models on {device} …", flush=True)
+    loaded = build_all(impls, args.seed, args.noise_strength, device, args.spandrel_call)
+
+    results: list[Result] = []
+    for batch in args.batches:
+        x = make_input(batch, args.seed, device)
+        diffs = max_abs_diffs(loaded, x) if batch == args.batches[0] else {}
+        print(f"batch {batch}: {args.warmup} warm-up + {args.repeats} timed forwards each …", flush=True)
+        times = time_round_robin(loaded, x, args.warmup, args.repeats, device)
+        medians = {key: statistics.median(values) for key, values in times.items()}
+        for impl in impls:
+            median = medians[impl.key]
+            official_median = medians.get(f"official-{impl.arch}")
+            results.append(Result(
+                impl=impl.key, arch=impl.arch, label=impl.label, batch=batch, times_s=times[impl.key],
+                median_s=median, min_s=min(times[impl.key]), median_per_face_s=median / batch,
+                ratio_vs_official=median / official_median if official_median else None,
+                max_abs_diff_vs_official=diffs.get(impl.key), notes=loaded[impl.key].notes,
+            ))
+    del loaded
+    gc.collect()
+
+    if args.memory:
+        for result in results:
+            print(f"memory: {result.impl} batch {result.batch} …", flush=True)
+            result.memory = measure_memory(IMPLS_BY_KEY[result.impl], result.batch, args)
+
+    wall = time.perf_counter() - started
+    env = environment(args, device)
+    print()
+    print(f"GFPGAN forward, {FACE_SIZE}×{FACE_SIZE} fp32 on {env.get('gpu', env['cpu'])} ({device}, "
+          f"{env['torch_threads']} threads), torch {env['torch']}; median of {args.repeats} after "
+          f"{args.warmup} warm-up; 'vs official' = median / official median of the same arch; "
+          f"max abs diff vs official at batch {args.batches[0]}.")
+    print()
+    print(markdown_table(results))
+    if args.memory:
+        print()
+        print(memory_table(results))
+    notes = sorted({f"{r.label}: {note}" for r in results for note in r.notes})
+    if notes:
+        print()
+        for note in notes:
+            print(f"- {note}")
+    print(f"\nwall time {wall:.0f} s")
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"environment": env, "wall_s": wall, "results": [asdict(r) for r in results]}
+    args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"results written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Restoring aligned face crops with a GFPGAN model, in batches."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import InvalidImageError
+from .image import faces_to_tensor, tensor_to_faces
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+@torch.inference_mode()
+def restore_aligned(model: nn.Module, faces: np.ndarray, fidelity: float = 1.0, batch_size: int = 4,
+                    randomize_noise: bool = False) -> np.ndarray:
+    """Restore aligned RGB crops ``[N,S,S,3]`` (S = the model's size, 512) → uint8 ``[N,S,S,3]``."""
+    faces = np.asarray(faces)
+    if faces.ndim == 3:
+        faces = faces[None]
+    size = getattr(model, "out_size", 512)
+    if faces.ndim != 4 or faces.shape[1:] != (size, size, 3):
+        raise InvalidImageError(f"aligned faces must be {size}x{size} RGB, got shape {list(faces.shape)}")
+    param = next(model.parameters())
+    out = np.empty((len(faces), size, size, 3), dtype=np.uint8)
+    for part in _chunks(len(faces), max(1, batch_size)):
+        x = faces_to_tensor(faces[part], device=param.device, dtype=param.dtype)
+        restored, _ = model(x, return_rgb=False, randomize_noise=randomize_noise, fidelity=fidelity)
+        out[part] = tensor_to_faces(restored)
+    return out

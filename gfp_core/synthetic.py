@@ -1,0 +1,32 @@
+"""Seeded random-weight checkpoints in the official file formats.
+
+They let the whole loading and restoration path run where real weights cannot be downloaded
+(offline machines, CI). Their output is noise-like, not a restored face.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .weights.architectures import build_architecture
+from .weights.checkpoint import write_state_dict
+from .weights.registry import get_spec
+
+
+def random_state_dict(name: str, seed: int = 0, noise_strength: float = 0.1) -> dict[str, torch.Tensor]:
+    """A freshly initialised model of registry entry ``name``; StyleGAN2 noise strengths set to
+    ``noise_strength`` (a fresh model has them all at 0, so noise would otherwise not matter)."""
+    spec = get_spec(name)
+    torch.manual_seed(seed)
+    model = build_architecture(spec.arch, spec.arch_kwargs)
+    with torch.no_grad():
+        for pname, param in model.named_parameters():
+            if pname.startswith("stylegan_decoder.") and pname.endswith(".weight") and param.numel() == 1:
+                param.fill_(noise_strength)
+    return model.state_dict()
+
+
+def write_random_checkpoint(name: str, path: str | Path, seed: int = 0, noise_strength: float = 0.1) -> Path:
+    """Write ``random_state_dict`` as ``{'params_ema': …}`` (.pth) or as ``.safetensors``."""
+    return write_state_dict(random_state_dict(name, seed, noise_strength), path)

@@ -1,0 +1,116 @@
+"""Architectures by name, and recognising a GFPGAN variant from its state-dict keys."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import UnsupportedCheckpointError
+
+
+def _gfpgan_clean(**kw: Any) -> nn.Module:
+    from ..archs import GFPGANv1Clean
+    return GFPGANv1Clean(**kw)
+
+
+def _gfpgan_original(**kw: Any) -> nn.Module:
+    from ..archs import GFPGANv1
+    return GFPGANv1(**kw)
+
+
+def _stylegan2_original(**kw: Any) -> nn.Module:
+    from ..archs.stylegan2_original import StyleGAN2Generator
+    return StyleGAN2Generator(**kw)
+
+
+def _from_archs(name: str) -> Callable[..., nn.Module]:
+    def build(**kw: Any) -> nn.Module:
+        from .. import archs
+        return getattr(archs, name)(**kw)
+    return build
+
+
+def _facexlib(module: str, name: str) -> Callable[..., nn.Module]:
+    def build(**kw: Any) -> nn.Module:
+        import importlib
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except ImportError as exc:
+            raise UnsupportedCheckpointError(f"{name} needs the facexlib package: pip install facexlib") from exc
+        return cls(**kw)
+    return build
+
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "GFPGANv1Clean": _gfpgan_clean,
+    "GFPGANv1": _gfpgan_original,
+    "StyleGAN2Generator": _stylegan2_original,
+    "StyleGAN2Discriminator": _from_archs("StyleGAN2Discriminator"),
+    "FacialComponentDiscriminator": _from_archs("FacialComponentDiscriminator"),
+    "ResNetArcFace": _from_archs("ResNetArcFace"),
+    "RetinaFace": _facexlib("facexlib.detection.retinaface", "RetinaFace"),
+    "ParseNet": _facexlib("facexlib.parsing.parsenet", "ParseNet"),
+    "BiSeNet": _facexlib("facexlib.parsing.bisenet", "BiSeNet"),
+}
+
+
+def build_architecture(arch: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
+    try:
+        builder = BUILDERS[arch]
+    except KeyError:
+        raise UnsupportedCheckpointError(f"{arch!r} is not a model architecture "
+                                         f"(known: {', '.join(BUILDERS)})") from None
+    return builder(**dict(kwargs or {}))
+
+
+def _count(state: Mapping[str, torch.Tensor], pattern: str) -> int:
+    regex = re.compile(pattern)
+    return len({m.group(1) for k in state if (m := regex.match(k))})
+
+
+_DECODER_BASE = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+
+
+def detect_gfpgan(state: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, Any]] | None:
+    """Architecture name and constructor arguments of a GFPGAN state dict, or None if it is not one."""
+    if "stylegan_decoder.style_mlp.1.weight" not in state:
+        return None
+    if "conv_body_first.weight" in state:
+        arch = "GFPGANv1Clean"
+    elif "conv_body_first.0.weight" in state:
+        arch = "GFPGANv1"
+    else:
+        return None
+    num_style_feat = state["stylegan_decoder.style_mlp.1.weight"].shape[0]
+    num_mlp = _count(state, r"stylegan_decoder\.style_mlp\.(\d+)\.weight")
+    out_size = 2 ** (_count(state, r"conv_body_down\.(\d+)\.") + 2)
+    narrow = state["stylegan_decoder.constant_input.weight"].shape[1] / 512
+    last_rgb = _count(state, r"stylegan_decoder\.to_rgbs\.(\d+)\.") - 1
+    top_channels = state[f"stylegan_decoder.to_rgbs.{last_rgb}.modulated_conv.weight"].shape[2]
+    channel_multiplier = top_channels / (_DECODER_BASE[out_size] * narrow) if out_size >= 64 else 2
+    num_latent = int(math.log2(out_size)) * 2 - 2
+    different_w = state["final_linear.weight"].shape[0] == num_latent * num_style_feat
+    unet_channels = state["condition_scale.0.0.weight"].shape[0]
+    sft_half = state["condition_scale.0.2.weight"].shape[0] == unet_channels
+    kwargs = dict(out_size=out_size, num_style_feat=num_style_feat, channel_multiplier=_tidy(channel_multiplier),
+                  num_mlp=num_mlp, input_is_latent=True, different_w=different_w, narrow=_tidy(narrow),
+                  sft_half=sft_half)
+    return arch, kwargs
+
+
+def _tidy(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
+def detect_architecture(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> tuple[str, dict[str, Any]]:
+    """Recognise a checkpoint from its keys; raises if it is no architecture we know."""
+    found = detect_gfpgan(state)
+    if found is not None:
+        return found
+    sample = ", ".join(list(state)[:4])
+    raise UnsupportedCheckpointError(
+        f"{source} is not a GFPGAN checkpoint we recognise (GFPGANv1 or GFPGANv1Clean: v1.2, v1.3, v1.4); "
+        f"its first keys are: {sample}. For other models pass a registry name (python -m gfp_core models).")

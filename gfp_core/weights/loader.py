@@ -1,0 +1,52 @@
+"""The one way to get a ready-to-run model: reference → verified file → safe state dict → module."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..device import resolve_device, resolve_dtype
+from ..errors import UnsupportedCheckpointError
+from .architectures import build_architecture, detect_architecture, detect_gfpgan
+from .checkpoint import read_state_dict
+from .registry import ModelSpec
+from .resolve import resolve_weights
+
+
+def build_for(state: dict[str, torch.Tensor], spec: ModelSpec | None, source: str) -> tuple[nn.Module, str]:
+    """Build the architecture the weights belong to: GFPGAN variants are recognised from their keys,
+    other models come from the registry entry."""
+    detected = detect_gfpgan(state)
+    if detected is not None:
+        arch, kwargs = detected
+    elif spec is not None and spec.arch != "data":
+        arch, kwargs = spec.arch, dict(spec.arch_kwargs)
+    else:
+        arch, kwargs = detect_architecture(state, source)  # raises with a clear message
+    return build_architecture(arch, kwargs), arch
+
+
+def load_model(ref: str | os.PathLike[str], *, device: str | torch.device | None = None,
+               dtype: str | torch.dtype | None = None, allow_unverified: bool | None = None,
+               download: bool = True, progress: bool = True) -> nn.Module:
+    """Load a known model by name (``"v1.4"``, ``"GFPGANv1.3"``, …) or any GFPGAN weights file.
+
+    The model comes back in eval mode without gradients, on ``device`` (auto: CUDA > MPS > CPU) in
+    ``dtype`` (fp32 unless asked). ``model.gfp_info`` tells where the weights came from.
+    """
+    resolved = resolve_weights(ref, download=download, allow_unverified=allow_unverified, progress=progress)
+    state = read_state_dict(resolved.path)
+    model, arch = build_for(state, resolved.spec, str(resolved.path))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise UnsupportedCheckpointError(
+            f"{resolved.path} does not fit the {arch} architecture: {str(exc).splitlines()[0]}") from exc
+    model.eval().requires_grad_(False)
+    model.to(device=resolve_device(device), dtype=resolve_dtype(dtype))
+    info: dict[str, Any] = {"arch": arch, "path": str(resolved.path), "source": resolved.source,
+                            "verified": resolved.verified, "name": resolved.spec.name if resolved.spec else None}
+    model.gfp_info = info
+    return model

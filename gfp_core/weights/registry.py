@@ -1,0 +1,160 @@
+"""The models gfp_core knows: what each is, where its file comes from, how to check it.
+
+No official TencentARC repository exists on the Hugging Face Hub, so Hub sources are community
+mirrors and every file is checked against the SHA-256 listed here where a trustworthy value is
+known. Set ``GFP_HUB_REPO=owner/name[@revision]`` to fetch every model from a Hub repository of your
+own (a Space's model repo, say) before any other source; files keep their canonical names there.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from ..errors import UnknownModelError
+
+GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases/download"
+FACEXLIB_RELEASES = "https://github.com/xinntao/facexlib/releases/download"
+
+GFPGAN_LICENSE = "Apache-2.0 (TencentARC/GFPGAN); trained on FFHQ (CC BY-NC-SA 4.0)"
+FACEXLIB_LICENSE = "MIT (xinntao/facexlib)"
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file in a Hugging Face Hub repository."""
+
+    repo_id: str
+    filename: str
+    revision: str = "main"
+    repo_type: str = "model"
+
+    def __str__(self) -> str:
+        kind = "" if self.repo_type == "model" else f"{self.repo_type}:"
+        return f"hf://{kind}{self.repo_id}/{self.filename}@{self.revision}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A known model. ``arch``/``arch_kwargs`` say how to build it; the rest says where its file is."""
+
+    name: str
+    kind: str  # restoration | detection | parsing | recognition | training
+    arch: str
+    filename: str
+    url: str
+    license: str
+    description: str
+    arch_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    hub: tuple[HubFile, ...] = ()
+    sha256: str | None = None
+    sha256_source: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
+
+    def hub_sources(self) -> tuple[HubFile, ...]:
+        """Hub files to try, a user-configured ``GFP_HUB_REPO`` first."""
+        override = os.environ.get("GFP_HUB_REPO", "").strip()
+        if not override:
+            return self.hub
+        repo, _, revision = override.partition("@")
+        return (HubFile(repo, self.filename, revision or "main"), *self.hub)
+
+
+_CLEAN = dict(out_size=512, num_style_feat=512, channel_multiplier=2, num_mlp=8, input_is_latent=True,
+              different_w=True, narrow=1, sft_half=True)
+_ORIGINAL = dict(_CLEAN, channel_multiplier=1)
+_THIRD_PARTY_SHA = "published by a third party; not re-derived from the release files by this project"
+
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="GFPGANv1", kind="restoration", arch="GFPGANv1", arch_kwargs=_ORIGINAL, aliases=("v1", "1", "1.0"),
+        filename="GFPGANv1.pth", url=f"{GFPGAN_RELEASES}/v0.1.0/GFPGANv1.pth", license=GFPGAN_LICENSE,
+        description="The paper model: original StyleGAN2 decoder, colourises; channel multiplier 1."),
+    ModelSpec(
+        name="GFPGANv1.2", kind="restoration", arch="GFPGANv1Clean", arch_kwargs=_CLEAN, aliases=("v1.2", "1.2"),
+        filename="GFPGANv1.2.pth", url=f"{GFPGAN_RELEASES}/v1.3.0/GFPGANv1.2.pth", license=GFPGAN_LICENSE,
+        description="Clean architecture, no colourisation, sharper with some make-up look.",
+        sha256="29e25ee90c170f4231163f4c83df6b59c968b73f3ce00cb884015ae005db083c", sha256_source=_THIRD_PARTY_SHA),
+    ModelSpec(
+        name="GFPGANv1.3", kind="restoration", arch="GFPGANv1Clean", arch_kwargs=_CLEAN, aliases=("v1.3", "1.3"),
+        filename="GFPGANv1.3.pth", url=f"{GFPGAN_RELEASES}/v1.3.0/GFPGANv1.3.pth", license=GFPGAN_LICENSE,
+        description="More natural results, better on very low and high quality inputs.",
+        hub=(HubFile("Gourieff/ReActor", "models/facerestore_models/GFPGANv1.3.pth", repo_type="dataset"),),
+        sha256="c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70", sha256_source=_THIRD_PARTY_SHA),
+    ModelSpec(
+        name="GFPGANv1.4", kind="restoration", arch="GFPGANv1Clean", arch_kwargs=_CLEAN,
+        aliases=("v1.4", "1.4", "gfpgan"),
+        filename="GFPGANv1.4.pth", url=f"{GFPGAN_RELEASES}/v1.3.4/GFPGANv1.4.pth", license=GFPGAN_LICENSE,
+        description="v1.3 further trained: more details and better identity (the default).",
+        hub=(HubFile("gmk123/GFPGAN", "GFPGANv1.4.pth"),
+             HubFile("Gourieff/ReActor", "models/facerestore_models/GFPGANv1.4.pth", repo_type="dataset")),
+        sha256="e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad", sha256_source=_THIRD_PARTY_SHA),
+    ModelSpec(
+        name="retinaface_resnet50", kind="detection", arch="RetinaFace", arch_kwargs={"network_name": "resnet50"},
+        aliases=("retinaface", "resnet50"), filename="detection_Resnet50_Final.pth",
+        url=f"{FACEXLIB_RELEASES}/v0.1.0/detection_Resnet50_Final.pth", license=FACEXLIB_LICENSE,
+        description="RetinaFace face detector, ResNet-50 backbone (accurate).",
+        hub=(HubFile("camenduru/facexlib", "detection_Resnet50_Final.pth"),)),
+    ModelSpec(
+        name="retinaface_mobile0.25", kind="detection", arch="RetinaFace", arch_kwargs={"network_name": "mobile0.25"},
+        aliases=("mobilenet", "mobile0.25"), filename="detection_mobilenet0.25_Final.pth",
+        url=f"{FACEXLIB_RELEASES}/v0.1.0/detection_mobilenet0.25_Final.pth", license=FACEXLIB_LICENSE,
+        description="RetinaFace face detector, MobileNet-0.25 backbone (fast)."),
+    ModelSpec(
+        name="parsenet", kind="parsing", arch="ParseNet", arch_kwargs={"in_size": 512, "out_size": 512,
+                                                                       "parsing_ch": 19},
+        filename="parsing_parsenet.pth", url=f"{FACEXLIB_RELEASES}/v0.2.2/parsing_parsenet.pth",
+        license=FACEXLIB_LICENSE, description="Face parsing for paste-back masks (the official pipeline's).",
+        hub=(HubFile("camenduru/facexlib", "parsing_parsenet.pth"), HubFile("gmk123/GFPGAN", "parsing_parsenet.pth"))),
+    ModelSpec(
+        name="bisenet", kind="parsing", arch="BiSeNet", arch_kwargs={"num_class": 19},
+        filename="parsing_bisenet.pth", url=f"{FACEXLIB_RELEASES}/v0.2.0/parsing_bisenet.pth",
+        license=FACEXLIB_LICENSE, description="BiSeNet face parsing (19 classes)."),
+    ModelSpec(
+        name="arcface_resnet18", kind="recognition", arch="ResNetArcFace",
+        arch_kwargs={"block": "IRBlock", "layers": (2, 2, 2, 2), "use_se": False}, aliases=("arcface",),
+        filename="arcface_resnet18.pth", url=f"{GFPGAN_RELEASES}/v0.1.0/arcface_resnet18.pth",
+        license=GFPGAN_LICENSE, description="ArcFace ResNet-18 identity network (training identity loss)."),
+    ModelSpec(
+        name="stylegan2_512_prior", kind="training", arch="StyleGAN2Generator",
+        arch_kwargs={"out_size": 512, "num_style_feat": 512, "num_mlp": 8, "channel_multiplier": 1},
+        filename="StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth",
+        url=f"{GFPGAN_RELEASES}/v0.1.0/StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth", license=GFPGAN_LICENSE,
+        description="StyleGAN2 trained on FFHQ 512: the generative prior GFPGAN training starts from."),
+    ModelSpec(
+        name="ffhq_eye_mouth_landmarks", kind="training", arch="data",
+        filename="FFHQ_eye_mouth_landmarks_512.pth", url=f"{GFPGAN_RELEASES}/v0.1.0/FFHQ_eye_mouth_landmarks_512.pth",
+        license=GFPGAN_LICENSE, description="Eye and mouth boxes of FFHQ 512 (facial-component losses)."),
+)
+
+
+def _key(name: str) -> str:
+    return name.strip().lower()
+
+
+_BY_NAME: dict[str, ModelSpec] = {}
+for _spec in MODELS:
+    for _n in (_spec.name, *_spec.aliases, _spec.filename):
+        _BY_NAME[_key(_n)] = _spec
+
+
+def known_names() -> list[str]:
+    return [spec.name for spec in MODELS]
+
+
+def find_spec(name: str) -> ModelSpec | None:
+    """The spec for a name, alias or canonical file name; None if unknown."""
+    return _BY_NAME.get(_key(name))
+
+
+def get_spec(name: str) -> ModelSpec:
+    spec = find_spec(name)
+    if spec is None:
+        raise UnknownModelError(
+            f"unknown model {name!r}. Known models: {', '.join(known_names())} "
+            f"(aliases such as v1.4 work too), or pass the path of a GFPGAN weights file")
+    return spec

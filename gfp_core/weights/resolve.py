@@ -1,0 +1,208 @@
+"""Turn a model reference into a verified file on disk.
+
+Order: an explicit path > the configured model folders > the Hugging Face cache > a download
+(``huggingface_hub`` for Hub files, a verified HTTPS download of the official release file).
+``HF_HUB_OFFLINE=1`` (or ``download=False``) stops before any network access.
+
+Model folders: ``add_model_dir()`` (the ComfyUI nodes register ComfyUI's folders), then the
+``GFP_MODEL_DIRS`` environment variable (``os.pathsep``-separated), then ``$GFP_HOME/models``
+(default ``~/.cache/gfp_core/models``), where official release files are downloaded to.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ChecksumMismatchError, WeightsNotFoundError
+from .registry import ModelSpec, get_spec
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+_extra_dirs: list[Path] = []
+_verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, to hash a file once
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    path: Path
+    spec: ModelSpec | None
+    source: str  # path | folder | hf-cache | hub | url
+    verified: bool  # SHA-256 checked against the registry
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def is_offline() -> bool:
+    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("GFP_OFFLINE"))
+
+
+def allow_unverified_default() -> bool:
+    return _truthy(os.environ.get("GFP_ALLOW_UNVERIFIED"))
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("GFP_HOME") or Path.home() / ".cache" / "gfp_core")
+
+
+def default_model_dir() -> Path:
+    return home_dir() / "models"
+
+
+def add_model_dir(path: str | Path) -> None:
+    """Search ``path`` for weights before the environment's and the default folders."""
+    p = Path(path).expanduser()
+    if p not in _extra_dirs:
+        _extra_dirs.append(p)
+
+
+def model_dirs() -> list[Path]:
+    env = [Path(p).expanduser() for p in os.environ.get("GFP_MODEL_DIRS", "").split(os.pathsep) if p.strip()]
+    dirs: list[Path] = []
+    for d in (*_extra_dirs, *env, default_model_dir()):
+        if d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+def sha256_of(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _verified[key] = h.hexdigest()
+    return _verified[key]
+
+
+def verify(path: Path, spec: ModelSpec, allow_unverified: bool) -> bool:
+    """True if the file matches the registry's SHA-256; raises on a mismatch unless allowed."""
+    if not spec.sha256:
+        log.info("%s has no published SHA-256; loaded %s unverified (sha256 %s)", spec.name, path, sha256_of(path))
+        return False
+    actual = sha256_of(path)
+    if actual == spec.sha256:
+        return True
+    if allow_unverified:
+        log.warning("%s: SHA-256 %s does not match %s's %s; used anyway because unverified files are allowed",
+                    path, actual, spec.name, spec.sha256)
+        return False
+    raise ChecksumMismatchError(
+        f"{path} does not match {spec.name}: its SHA-256 is {actual}, expected {spec.sha256}. The file is "
+        f"corrupt, incomplete or a different model. Delete it and download it again, or, if you trust it, "
+        f"accept it with --allow-unverified (allow_unverified=True, or GFP_ALLOW_UNVERIFIED=1).")
+
+
+def _looks_like_path(ref: str) -> bool:
+    return os.sep in ref or "/" in ref or ref.lower().endswith(CHECKPOINT_SUFFIXES)
+
+
+def _find_in_folders(spec: ModelSpec) -> Path | None:
+    for d in model_dirs():
+        candidate = d / spec.filename
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _find_in_hf_cache(spec: ModelSpec) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for hub in spec.hub_sources():
+        found = try_to_load_from_cache(hub.repo_id, hub.filename, revision=hub.revision, repo_type=hub.repo_type)
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+    return None
+
+
+def find_local(spec: ModelSpec) -> tuple[Path, str] | None:
+    """The model's file in a model folder ('folder') or the Hugging Face cache ('hf-cache')."""
+    found = _find_in_folders(spec)
+    if found is not None:
+        return found, "folder"
+    found = _find_in_hf_cache(spec)
+    return (found, "hf-cache") if found is not None else None
+
+
+def _download(spec: ModelSpec, progress: bool) -> tuple[Path, str]:
+    """Fetch from the Hub sources in order, then from the official URL. Raises with every reason."""
+    from huggingface_hub import hf_hub_download
+
+    errors: list[str] = []
+    for hub in spec.hub_sources():
+        try:
+            path = hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, repo_type=hub.repo_type)
+            return Path(path), "hub"
+        except Exception as exc:  # network, auth, missing file: try the next source
+            errors.append(f"{hub}: {type(exc).__name__}: {exc}")
+    try:
+        return _download_url(spec, progress), "url"
+    except ChecksumMismatchError:
+        raise
+    except Exception as exc:
+        errors.append(f"{spec.url}: {type(exc).__name__}: {exc}")
+    raise WeightsNotFoundError(f"could not download {spec.filename}:\n  " + "\n  ".join(errors)
+                               + "\n" + _where_to_put(spec))
+
+
+def _download_url(spec: ModelSpec, progress: bool) -> Path:
+    """HTTPS download into the default model folder: to a temporary file, verified, then renamed."""
+    from torch.hub import download_url_to_file
+
+    target_dir = default_model_dir()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=f".{spec.filename}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        download_url_to_file(spec.url, str(tmp), progress=progress)
+        if spec.sha256 and sha256_of(tmp) != spec.sha256:
+            raise ChecksumMismatchError(
+                f"the download of {spec.url} has SHA-256 {sha256_of(tmp)}, expected {spec.sha256}; "
+                f"it was discarded. Try again later, or fetch the file yourself and put it in {target_dir}.")
+        final = target_dir / spec.filename
+        os.replace(tmp, final)
+        return final
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _where_to_put(spec: ModelSpec) -> str:
+    dirs = "\n    ".join(str(d) for d in model_dirs())
+    hubs = "".join(f"\n    {h}" for h in spec.hub_sources())
+    return (f"Put {spec.filename} (from {spec.url}) into one of these folders:\n    {dirs}\n"
+            f"(add folders with GFP_MODEL_DIRS), or pass its path directly."
+            + (f" Hugging Face sources looked up in the local cache:{hubs}" if hubs else ""))
+
+
+def resolve_weights(ref: str | os.PathLike[str], *, download: bool = True, allow_unverified: bool | None = None,
+                    progress: bool = True) -> ResolvedWeights:
+    """Find the weights for ``ref`` (a known model name/alias, or a file path)."""
+    if allow_unverified is None:
+        allow_unverified = allow_unverified_default()
+    ref_str = os.fspath(ref)
+    path = Path(ref_str).expanduser()
+    if path.is_file():
+        return ResolvedWeights(path, None, "path", False)
+    if isinstance(ref, os.PathLike) or _looks_like_path(ref_str):
+        raise WeightsNotFoundError(f"weights file {path} does not exist")
+
+    spec = get_spec(ref_str)
+    local = find_local(spec)
+    if local is not None:
+        found, source = local
+    else:
+        if not download or is_offline():
+            why = "HF_HUB_OFFLINE is set" if is_offline() else "downloading is disabled"
+            raise WeightsNotFoundError(f"{spec.name} weights ({spec.filename}) are not on this machine and {why}. "
+                                       + _where_to_put(spec))
+        found, source = _download(spec, progress)
+    return ResolvedWeights(found, spec, source, verify(found, spec, allow_unverified))

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create or update the project's virtual environment.
+#   scripts/env.sh            runtime dependencies
+#   scripts/env.sh test       + test dependencies and the official implementation (reference only)
+# The environment lives in $GFP_VENV (default: .venv in the checkout). It is rebuilt only when the
+# requirement files change; the project itself is (re)installed in editable mode every time.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+profile="${1:-runtime}"
+venv="${GFP_VENV:-$root/.venv}"
+python="${PYTHON:-python3}"
+
+reqs=("$root/requirements.txt")
+[[ "$profile" == test ]] && reqs+=("$root/requirements-test.txt" "$root/requirements-official.txt")
+stamp="$profile $(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)"
+
+if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$venv/.gfp-stamp" 2>/dev/null)" != "$stamp" ]]; then
+  echo "setting up $venv ($profile dependencies; the first time downloads PyTorch, a few GB)" >&2
+  "$python" -m venv "$venv"
+  pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+  "${pip[@]}" install --upgrade pip "setuptools>=64" wheel
+  "${pip[@]}" install -r "$root/requirements.txt"
+  if [[ "$profile" == test ]]; then
+    "${pip[@]}" install -r "$root/requirements-test.txt"
+    "${pip[@]}" install --no-deps --no-build-isolation -r "$root/requirements-official.txt"
+  fi
+  echo "$stamp" > "$venv/.gfp-stamp"
+fi
+"$venv/bin/python" -m pip --disable-pip-version-check -q install --no-deps --no-build-isolation -e "$root"
