@@ -251,7 +251,7 @@ def time_round_robin(loaded: dict[str, Loaded], x: torch.Tensor, warmup: int, re
 # memory (one fresh subprocess per implementation and batch size)
 
 
-def _rss_kib(field_name: str) -> int | None:
+def _status_kib(field_name: str) -> int | None:
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -279,7 +279,7 @@ def _release_free_memory() -> None:
 
 
 def _reset_peak_rss() -> bool:
-    """Reset the kernel's RSS high-water mark (Linux ≥ 4.0) so ru_maxrss measures from now on."""
+    """Reset the kernel's RSS high-water mark (VmHWM, Linux ≥ 4.0) to the current RSS."""
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")
@@ -307,14 +307,19 @@ def measure_memory_here(impl: Impl, batch: int, seed: int, noise_strength: float
             return {"method": "torch.cuda.max_memory_allocated", "weights_mib": weights / mib,
                     "peak_delta_mib": (peak - before) / mib, "peak_total_mib": peak / mib}
         reset = _reset_peak_rss()
-        rss_before = _rss_kib("VmRSS")
+        rss_before = _status_kib("VmRSS")
         maxrss_before = _maxrss_kib()
-        baseline = float(rss_before) if reset and rss_before is not None else maxrss_before
         loaded.timed(x)
+        hwm_after = _status_kib("VmHWM")
         maxrss_after = _maxrss_kib()
-    method = "ru_maxrss after resetting the high-water mark" if reset else "ru_maxrss delta (lower bound)"
-    return {"method": method, "weights_mib": weights / mib,
-            "peak_delta_mib": max(0.0, maxrss_after - baseline) / 1024, "peak_total_mib": maxrss_after / 1024}
+    if reset and rss_before is not None and hwm_after is not None:
+        # per-process high-water mark, reset just before the forward (ru_maxrss can keep a stale
+        # maximum: the kernel folds it into the process totals whenever a thread exits)
+        method, baseline, peak = "VmHWM after resetting the high-water mark", float(rss_before), float(hwm_after)
+    else:
+        method, baseline, peak = "ru_maxrss delta (lower bound)", maxrss_before, maxrss_after
+    return {"method": method, "weights_mib": weights / mib, "rss_before_mib": baseline / 1024,
+            "peak_delta_mib": max(0.0, peak - baseline) / 1024, "peak_total_mib": peak / 1024}
 
 
 def measure_memory(impl: Impl, batch: int, args: argparse.Namespace) -> dict[str, float | str]:

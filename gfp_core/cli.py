@@ -82,8 +82,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     for path in args.inputs:
         try:
             face = load_rgb(path)
-            if face.shape[:2] != (512, 512):
-                raise GFPError(f"{path}: aligned face images must be 512x512, got "
+            size = model.out_size
+            if face.shape[:2] != (size, size):
+                raise GFPError(f"{path}: aligned face images must be {size}x{size}, got "
                                f"{face.shape[1]}x{face.shape[0]} (whole photos come with the face pipeline)")
             restored = restore_aligned(model, face[None], fidelity=args.fidelity)[0]
             out = save_rgb(args.output / f"{Path(path).stem}{args.suffix}.png", restored)

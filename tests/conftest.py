@@ -1,7 +1,57 @@
-"""Make helper modules in this folder (e.g. ``official``) importable under ``--import-mode=importlib``."""
+"""Shared fixtures: seeded random checkpoints in the official formats, built where the tests run.
+
+Also makes helper modules in this folder (``official``) importable under ``--import-mode=importlib``.
+"""
+from __future__ import annotations
+
 import sys
 from pathlib import Path
+
+import pytest
+import torch
 
 _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
+
+from official import official_gfpgan  # noqa: E402
+
+NOISE_STRENGTH = 0.25
+
+
+@pytest.fixture(scope="session")
+def official_models(tmp_path_factory) -> dict:
+    """For 'clean' (v1.2–v1.4) and 'original' (v1): the official model with non-zero noise strengths and
+    its checkpoint saved the way the official release files are (``{'params_ema': state_dict}``)."""
+    folder = tmp_path_factory.mktemp("official")
+    out = {}
+    for arch, filename, seed in (("clean", "GFPGANv1.4.pth", 14), ("original", "GFPGANv1.pth", 1)):
+        net = official_gfpgan(arch, seed=seed, noise_strength=NOISE_STRENGTH)
+        path = folder / filename
+        torch.save({"params_ema": net.state_dict()}, path)
+        out[arch] = (net, path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def face_batch() -> torch.Tensor:
+    """Two 512×512 'faces' in [-1, 1] (smooth random fields, more image-like than white noise)."""
+    g = torch.Generator().manual_seed(7)
+    low = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    return torch.nn.functional.interpolate(low, size=512, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A small GFPGANv1Clean (64 px, narrow 0.25) for fast tests of everything but numerics."""
+    from gfp_core.archs import GFPGANv1Clean
+
+    torch.manual_seed(3)
+    net = GFPGANv1Clean(out_size=64, narrow=0.25)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith("stylegan_decoder.") and name.endswith(".weight") and p.numel() == 1:
+                p.fill_(NOISE_STRENGTH)
+    path = tmp_path_factory.mktemp("tiny") / "tiny_gfpgan.pth"
+    torch.save({"params_ema": net.state_dict()}, path)
+    return path

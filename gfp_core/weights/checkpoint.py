@@ -7,6 +7,7 @@ that asks to import and call anything else is refused before any of it runs.
 from __future__ import annotations
 
 import pickle
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -52,10 +53,14 @@ def read_raw(path: str | Path) -> tuple[dict, dict[str, str]]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if wanted is None:  # not a forbidden object, just bytes that are no pickle
+            raise UnsupportedCheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt?") from exc
         raise UnsafeCheckpointError(
-            f"{path} was refused: it contains objects that could run code when loaded, and only tensors and "
-            f"plain containers are accepted. If you trust its source, convert it to .safetensors in an isolated "
-            f"environment; gfp_core never unpickles arbitrary objects. (Detail: {str(exc).splitlines()[0]})") from exc
+            f"{path} was refused: loading it would call {wanted.group(1)}, and only tensors and plain containers "
+            f"are accepted, because a checkpoint that calls code can do anything on your machine. gfp_core never "
+            f"unpickles arbitrary objects; if you trust the file, re-save its weights as .safetensors "
+            f"elsewhere.") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UnsupportedCheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt? ({exc})") from exc
     if not isinstance(obj, Mapping):

@@ -113,11 +113,21 @@ def _find_in_folders(spec: ModelSpec) -> Path | None:
     return None
 
 
+def hf_cache_dir() -> str | None:
+    """The Hugging Face cache folder, read when needed (huggingface_hub reads it once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
 def _find_in_hf_cache(spec: ModelSpec) -> Path | None:
     from huggingface_hub import try_to_load_from_cache
 
     for hub in spec.hub_sources():
-        found = try_to_load_from_cache(hub.repo_id, hub.filename, revision=hub.revision, repo_type=hub.repo_type)
+        found = try_to_load_from_cache(hub.repo_id, hub.filename, cache_dir=hf_cache_dir(), revision=hub.revision,
+                                       repo_type=hub.repo_type)
         if isinstance(found, str) and Path(found).is_file():
             return Path(found)
     return None
@@ -139,7 +149,8 @@ def _download(spec: ModelSpec, progress: bool) -> tuple[Path, str]:
     errors: list[str] = []
     for hub in spec.hub_sources():
         try:
-            path = hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, repo_type=hub.repo_type)
+            path = hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, repo_type=hub.repo_type,
+                                   cache_dir=hf_cache_dir())
             return Path(path), "hub"
         except Exception as exc:  # network, auth, missing file: try the next source
             errors.append(f"{hub}: {type(exc).__name__}: {exc}")

@@ -1,0 +1,153 @@
+"""The command line, run as a user runs it: ``python -m gfp_core`` in a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gfp_core.weights import read_state_dict
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "gfp_core", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def home(tmp_path) -> dict:
+    """Environment with an empty GFP_HOME, no extra model folders and an empty HF cache."""
+    return {"GFP_HOME": str(tmp_path / "home"), "GFP_MODEL_DIRS": "", "HF_HUB_CACHE": str(tmp_path / "hf"),
+            "GFP_HUB_REPO": "", "GFP_ALLOW_UNVERIFIED": ""}
+
+
+def test_models_lists_every_model_and_where_it_is(tmp_path, home, tiny_checkpoint):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "GFPGANv1.pth").write_bytes(tiny_checkpoint.read_bytes())
+    result = run_cli("models", env={**home, "GFP_MODEL_DIRS": str(folder)})
+    assert result.returncode == 0, result.stderr
+    for name in ("GFPGANv1", "GFPGANv1.2", "GFPGANv1.3", "GFPGANv1.4", "retinaface_resnet50",
+                 "retinaface_mobile0.25", "parsenet", "bisenet", "arcface_resnet18"):
+        assert name in result.stdout
+    assert f"found: {folder / 'GFPGANv1.pth'}" in result.stdout
+    rows = {r["name"]: r for r in json.loads(run_cli("models", "--json", env=home).stdout)}
+    assert rows["GFPGANv1.4"]["sha256"] and rows["GFPGANv1.4"]["found"] is None
+
+
+def test_unknown_model_is_a_clear_error(home, tmp_path):
+    result = run_cli("download", "GFPGANv7", env=home)
+    assert result.returncode == 2
+    assert "unknown model 'GFPGANv7'" in result.stderr and "GFPGANv1.4" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_download_offline_says_what_is_missing(home):
+    result = run_cli("download", "v1.3", env=home)
+    assert result.returncode == 3
+    assert "GFPGANv1.3.pth" in result.stderr and "HF_HUB_OFFLINE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _write_face(path: Path, size: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    low = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    face = np.asarray(Image.fromarray(low).resize((size, size), Image.BICUBIC))
+    Image.fromarray(face).save(path)
+    return face
+
+
+def test_restore_aligned_faces_with_good_and_bad_inputs(tmp_path, home, tiny_checkpoint):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    face = _write_face(inputs / "face.png", 64)
+    (inputs / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    _write_face(inputs / "wrong_size.png", 100)
+    out = tmp_path / "out"
+    result = run_cli("restore", str(inputs / "face.png"), str(inputs / "corrupt.png"), str(inputs / "wrong_size.png"),
+                     "--model", str(tiny_checkpoint), "-o", str(out), env=home)
+    assert result.returncode == 1
+    assert "1 restored, 2 failed" in result.stderr
+    assert "corrupt.png: not a readable image" in result.stderr
+    assert "must be 64x64, got 100x100" in result.stderr
+    restored = np.asarray(Image.open(out / "face_restored.png"))
+    assert restored.shape == (64, 64, 3) and np.abs(restored.astype(int) - face).mean() > 1
+    compare = np.asarray(Image.open(out / "face_compare.png"))
+    assert compare.shape == (64, 128, 3) and np.array_equal(compare[:, :64], face)
+    assert sorted(p.name for p in out.iterdir()) == ["face_compare.png", "face_restored.png"]
+
+
+def test_restore_is_deterministic_and_fidelity_changes_it(tmp_path, home, tiny_checkpoint):
+    _write_face(tmp_path / "face.png", 64, seed=1)
+    outputs = []
+    for name, fidelity in (("a", "1"), ("b", "1"), ("c", "0")):
+        result = run_cli("restore", str(tmp_path / "face.png"), "-m", str(tiny_checkpoint), "-o",
+                         str(tmp_path / name), "--fidelity", fidelity, env=home)
+        assert result.returncode == 0, result.stderr
+        outputs.append(np.asarray(Image.open(tmp_path / name / "face_restored.png")))
+    assert np.array_equal(outputs[0], outputs[1])
+    assert not np.array_equal(outputs[0], outputs[2])
+
+
+def test_bad_option_values(tmp_path, home, tiny_checkpoint):
+    _write_face(tmp_path / "face.png", 64)
+    result = run_cli("restore", str(tmp_path / "face.png"), "-m", str(tiny_checkpoint), "--fidelity", "1.5",
+                     "-o", str(tmp_path / "o"), env=home)
+    assert result.returncode != 0 and "fidelity must be between 0 and 1" in result.stderr
+
+
+def test_convert_round_trip_and_refusals(tmp_path, home, tiny_checkpoint):
+    st = tmp_path / "tiny.safetensors"
+    result = run_cli("convert", str(tiny_checkpoint), str(st), env=home)
+    assert result.returncode == 0 and "round trip verified" in result.stdout
+    original, converted = read_state_dict(tiny_checkpoint), read_state_dict(st)
+    assert all(np.array_equal(v.numpy(), converted[k].numpy()) for k, v in original.items())
+    again = run_cli("convert", str(tiny_checkpoint), str(st), env=home)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+    evil = tmp_path / "evil.pth"
+    marker = tmp_path / "code-ran"
+    evil.write_bytes(b"\x80\x02cio\nopen\nq\x00X" + len(str(marker)).to_bytes(4, "little") + str(marker).encode()
+                     + b"q\x01X\x01\x00\x00\x00wq\x02\x86q\x03Rq\x04.")
+    refused = run_cli("convert", str(evil), str(tmp_path / "evil.safetensors"), env=home)
+    assert refused.returncode == 2 and "refused" in refused.stderr and "io.open" in refused.stderr
+    assert not marker.exists() and not (tmp_path / "evil.safetensors").exists()
+
+
+def test_random_weights_load_as_the_named_model(tmp_path, home):
+    path = tmp_path / "GFPGANv1.pth"
+    result = run_cli("random-weights", "v1", str(path), "--seed", "3", env=home)
+    assert result.returncode == 0, result.stderr
+    state = read_state_dict(path)
+    assert len(state) == 285 and "conv_body_first.0.weight" in state
+
+
+def test_importing_the_library_pulls_in_no_adapter(tmp_path):
+    code = ("import sys, gfp_core, gfp_core.weights, gfp_core.cli, gfp_core.archs, gfp_core.restore\n"
+            "bad = sorted({m.split('.')[0] for m in sys.modules} & {'comfy', 'gradio', 'nodes', 'web', 'train'})\n"
+            "assert not bad, bad\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_repository_imports_as_a_comfyui_pack():
+    """ComfyUI imports a pack as custom_nodes.<folder>: a package named after the folder."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("gfp_pack_under_test", root / "__init__.py",
+                                                  submodule_search_locations=[str(root)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        assert isinstance(module.NODE_CLASS_MAPPINGS, dict)
+        assert isinstance(module.NODE_DISPLAY_NAME_MAPPINGS, dict)
+    finally:
+        sys.modules.pop(spec.name, None)
