@@ -28,7 +28,9 @@ def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None, slope: float = 
 
 def make_resample_kernel(taps: Sequence[float]) -> torch.Tensor:
     """2-D separable FIR kernel from 1-D taps, normalised to sum 1."""
-    k = torch.tensor(taps, dtype=torch.float32)
+    # explicit CPU: the kernel is not part of checkpoints, so it must be real even when the
+    # model is built on the meta device to be filled from a state dict
+    k = torch.tensor(taps, dtype=torch.float32, device="cpu")
     if k.ndim == 1:
         k = k[None, :] * k[:, None]
     return k / k.sum()
