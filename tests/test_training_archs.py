@@ -138,3 +138,33 @@ def test_arcface_basic_block_matches_official() -> None:
 def test_arcface_rejects_unknown_block() -> None:
     with pytest.raises(ValueError):
         ResNetArcFace(block="Bottleneck")
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_stylegan2_prior_generator_matches_official(clean):
+    """The generative prior alone (the training's starting point) samples the same faces."""
+    load_official()  # patches basicsr before anything of it is imported
+    import basicsr.archs.stylegan2_arch as official_original
+    from gfpgan.archs.stylegan2_clean_arch import StyleGAN2GeneratorClean as OfficialClean
+
+    from gfp_core.archs.stylegan2_clean import StyleGAN2GeneratorClean
+    from gfp_core.archs.stylegan2_original import StyleGAN2Generator
+
+    torch.manual_seed(0)
+    kwargs = dict(out_size=64, num_style_feat=64, num_mlp=2, channel_multiplier=1, narrow=0.125)
+    official = (OfficialClean if clean else official_original.StyleGAN2Generator)(**kwargs).eval()
+    perturb_biases(official)
+    with torch.no_grad():
+        for name, p in official.named_parameters():
+            if name.endswith(".weight") and p.numel() == 1:
+                p.fill_(0.3)
+    ours = (StyleGAN2GeneratorClean if clean else StyleGAN2Generator)(**kwargs).eval()
+    transfer(official, ours)
+    z = torch.randn(3, 64)
+    with torch.inference_mode():
+        ref, _ = official([z], randomize_noise=False)
+        assert max_diff(ours(z), ref) <= ATOL
+        torch.manual_seed(9)
+        ref_noisy, _ = official([z], randomize_noise=True)
+        torch.manual_seed(9)
+        assert max_diff(ours(z, randomize_noise=True), ref_noisy) <= ATOL

@@ -72,3 +72,13 @@ def synthesize(generator: nn.Module, latent: torch.Tensor, conditions: Sequence[
 def broadcast_latent(style: torch.Tensor, num_latent: int) -> torch.Tensor:
     """One w per layer: repeat a single code, or pass through a ``[B, num_latent, C]`` code."""
     return style if style.ndim == 3 else style.unsqueeze(1).repeat(1, num_latent, 1)
+
+
+def generate(generator: nn.Module, style: torch.Tensor, input_is_latent: bool = False,
+             randomize_noise: bool = False) -> torch.Tensor:
+    """Plain StyleGAN2 sampling (no SFT): z (or w with ``input_is_latent``) ``[B, C]`` → image."""
+    if not input_is_latent:
+        style = generator.style_mlp(style)
+    latent = broadcast_latent(style, generator.num_latent)
+    noise = [None] * generator.num_layers if randomize_noise else stored_noise(generator)
+    return synthesize(generator, latent, (), noise, sft_half=False)

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .sft import generate
+
 
 class NormStyleCode(nn.Module):
     """Pixel norm of the input z before the mapping network."""
@@ -156,3 +158,8 @@ class StyleGAN2GeneratorClean(nn.Module):
             self.style_convs.append(StyleConv(out_channels, out_channels, 3, num_style_feat))
             self.to_rgbs.append(ToRGB(out_channels, num_style_feat, upsample=True))
             in_channels = out_channels
+
+    def forward(self, style: torch.Tensor, input_is_latent: bool = False, randomize_noise: bool = False
+                ) -> torch.Tensor:
+        """Sample faces from z (or w) codes ``[B, num_style_feat]``; stored noise unless randomized."""
+        return generate(self, style, input_is_latent, randomize_noise)

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .stylegan2_clean import ConstantInput, NormStyleCode, register_noise_buffers, stylegan2_channels
+from .sft import generate
 from .stylegan2_ops import EqualLinear, FIRFilter, FusedLeakyReLU
 
 
@@ -132,3 +133,8 @@ class StyleGAN2Generator(nn.Module):
                                               resample_kernel=resample_kernel))
             self.to_rgbs.append(ToRGB(out_channels, num_style_feat, upsample=True, resample_kernel=resample_kernel))
             in_channels = out_channels
+
+    def forward(self, style: torch.Tensor, input_is_latent: bool = False, randomize_noise: bool = False
+                ) -> torch.Tensor:
+        """Sample faces from z (or w) codes ``[B, num_style_feat]``; stored noise unless randomized."""
+        return generate(self, style, input_is_latent, randomize_noise)
