@@ -12,7 +12,9 @@ implementations are timed round-robin (the starting implementation rotates every
 slow drifts of the machine (thermal state, background load) affect all of them alike. Reported
 per implementation and batch size: median and minimum seconds per forward, median seconds per
 face and the median relative to the official implementation of the same architecture. A sanity
-line gives the largest absolute difference of each output from the official one.
+column gives the largest absolute difference of each output from the official one, and a
+contention column the largest share of the CPUs that other processes used during a timed forward
+(from ``/proc/stat``; a warning is printed when it exceeds 5 %).
 
 ``--memory`` additionally runs every implementation once in a fresh subprocess and reports the
 peak memory that the forward pass adds on top of the loaded model: peak RSS on CPU
@@ -54,6 +56,8 @@ from official import official_gfpgan  # noqa: E402  (tests/official.py: imports 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 FACE_SIZE = 512
+#: share of the machine's CPUs busy with other processes above which a timing is flagged
+CONTENTION_WARNING = 0.05
 DEFAULT_JSON = REPO_ROOT / "bench" / "results" / "forward_cpu.json"
 
 
@@ -102,6 +106,7 @@ class Result:
     min_s: float
     median_per_face_s: float
     ratio_vs_official: float | None = None
+    other_cpu: list[float | None] = field(default_factory=list)
     max_abs_diff_vs_official: float | None = None
     memory: dict[str, float | str] | None = None
     notes: list[str] = field(default_factory=list)
@@ -210,12 +215,43 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_once(forward: Forward, x: torch.Tensor, device: torch.device) -> float:
+def _system_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy (incl. hypervisor steal), from /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user … steal, without guest time
+
+
+def _self_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+@dataclass
+class Timing:
+    """One timed forward: wall seconds, and the share of the machine's CPUs busy with other work."""
+
+    seconds: float
+    other_cpu: float | None
+
+
+def time_once(forward: Forward, x: torch.Tensor, device: torch.device) -> Timing:
     synchronize(device)
+    busy_start, self_start = _system_busy_s(), _self_cpu_s()
     start = time.perf_counter()
     forward(x)
     synchronize(device)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    busy_end, self_end = _system_busy_s(), _self_cpu_s()
+    other = None
+    if busy_start is not None and busy_end is not None:
+        foreign = (busy_end - busy_start) - (self_end - self_start)
+        other = min(1.0, max(0.0, foreign / (seconds * (os.cpu_count() or 1))))
+    return Timing(seconds, other)
 
 
 @torch.inference_mode()
@@ -232,19 +268,19 @@ def max_abs_diffs(loaded: dict[str, Loaded], x: torch.Tensor) -> dict[str, float
 
 @torch.inference_mode()
 def time_round_robin(loaded: dict[str, Loaded], x: torch.Tensor, warmup: int, repeats: int,
-                     device: torch.device) -> dict[str, list[float]]:
+                     device: torch.device) -> dict[str, list[Timing]]:
     """Warm every implementation up, then time them in rotating round-robin order."""
     keys = list(loaded)
     for _ in range(warmup):
         for key in keys:
             loaded[key].timed(x)
     synchronize(device)
-    times: dict[str, list[float]] = {key: [] for key in keys}
+    timings: dict[str, list[Timing]] = {key: [] for key in keys}
     for round_idx in range(repeats):
         shift = round_idx % len(keys)
         for key in keys[shift:] + keys[:shift]:
-            times[key].append(time_once(loaded[key].timed, x, device))
-    return times
+            timings[key].append(time_once(loaded[key].timed, x, device))
+    return timings
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,15 +401,22 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict[str, obj
     return info
 
 
+def _max_other_cpu(result: Result) -> float | None:
+    known = [share for share in result.other_cpu if share is not None]
+    return max(known) if known else None
+
+
 def markdown_table(results: list[Result]) -> str:
     lines = ["| arch | implementation | batch | median s/forward | min s/forward | median s/face "
-             "| vs official | max abs diff |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| vs official | max abs diff | other CPU load |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         ratio = f"{r.ratio_vs_official:.3f}×" if r.ratio_vs_official is not None else "–"
         diff = f"{r.max_abs_diff_vs_official:.2e}" if r.max_abs_diff_vs_official is not None else "–"
+        load = _max_other_cpu(r)
+        load_text = f"{load:.0%}" if load is not None else "–"
         lines.append(f"| {r.arch} | {r.label} | {r.batch} | {r.median_s:.3f} | {r.min_s:.3f} "
-                     f"| {r.median_per_face_s:.3f} | {ratio} | {diff} |")
+                     f"| {r.median_per_face_s:.3f} | {ratio} | {diff} | {load_text} |")
     return "\n".join(lines)
 
 
@@ -442,15 +485,17 @@ def main(argv: list[str] | None = None) -> None:
         x = make_input(batch, args.seed, device)
         diffs = max_abs_diffs(loaded, x) if batch == args.batches[0] else {}
         print(f"batch {batch}: {args.warmup} warm-up + {args.repeats} timed forwards each …", flush=True)
-        times = time_round_robin(loaded, x, args.warmup, args.repeats, device)
-        medians = {key: statistics.median(values) for key, values in times.items()}
+        timings = time_round_robin(loaded, x, args.warmup, args.repeats, device)
+        seconds = {key: [t.seconds for t in values] for key, values in timings.items()}
+        medians = {key: statistics.median(values) for key, values in seconds.items()}
         for impl in impls:
             median = medians[impl.key]
             official_median = medians.get(f"official-{impl.arch}")
             results.append(Result(
-                impl=impl.key, arch=impl.arch, label=impl.label, batch=batch, times_s=times[impl.key],
-                median_s=median, min_s=min(times[impl.key]), median_per_face_s=median / batch,
+                impl=impl.key, arch=impl.arch, label=impl.label, batch=batch, times_s=seconds[impl.key],
+                median_s=median, min_s=min(seconds[impl.key]), median_per_face_s=median / batch,
                 ratio_vs_official=median / official_median if official_median else None,
+                other_cpu=[t.other_cpu for t in timings[impl.key]],
                 max_abs_diff_vs_official=diffs.get(impl.key), notes=loaded[impl.key].notes,
             ))
     del loaded
@@ -467,12 +512,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"GFPGAN forward, {FACE_SIZE}×{FACE_SIZE} fp32 on {env.get('gpu', env['cpu'])} ({device}, "
           f"{env['torch_threads']} threads), torch {env['torch']}; median of {args.repeats} after "
           f"{args.warmup} warm-up; 'vs official' = median / official median of the same arch; "
-          f"max abs diff vs official at batch {args.batches[0]}.")
+          f"max abs diff vs official at batch {args.batches[0]}; 'other CPU load' = largest share of "
+          f"the CPUs that other processes used during a timed forward.")
     print()
     print(markdown_table(results))
     if args.memory:
         print()
         print(memory_table(results))
+    busy = [r for r in results if (_max_other_cpu(r) or 0.0) > CONTENTION_WARNING]
+    if busy:
+        print(f"\nWARNING: other processes kept more than {CONTENTION_WARNING:.0%} of the CPUs busy during "
+              f"{len(busy)} of {len(results)} rows; their timings are inflated — rerun on an idle machine.")
     notes = sorted({f"{r.label}: {note}" for r in results for note in r.notes})
     if notes:
         print()
