@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 _extra_dirs: list[Path] = []
-_verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, to hash a file once
+_sha_cache: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: hash a file once
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,13 @@ def model_dirs() -> list[Path]:
 def sha256_of(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _verified:
+    if key not in _sha_cache:
         h = hashlib.sha256()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-        _verified[key] = h.hexdigest()
-    return _verified[key]
+        _sha_cache[key] = h.hexdigest()
+    return _sha_cache[key]
 
 
 def verify(path: Path, spec: ModelSpec, allow_unverified: bool) -> bool:
