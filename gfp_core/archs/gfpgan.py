@@ -17,7 +17,7 @@ Both return ``(image, rgbs)`` like the official code: the restored face in [-1, 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from .sft import broadcast_latent, check_fidelity, stored_noise, synthesize
 from .stylegan2_clean import StyleGAN2GeneratorClean, stylegan2_channels
 from .stylegan2_original import StyleGAN2Generator
 from .stylegan2_ops import ConvLayer, EqualConv2d, EqualLinear, FusedLeakyReLU, ResBlockDown, ScaledLeakyReLU
+
+
+Block = Callable[[int, int], nn.Module]
 
 
 class GFPGANBase(nn.Module):
@@ -49,6 +52,39 @@ class GFPGANBase(nn.Module):
         self.input_is_latent = input_is_latent
         self.different_w = different_w
         self.sft_half = sft_half
+
+    def build_unet(self, channels: dict[str, int], first: Block, down: Block, final: Block, up: Block,
+                   to_rgb: Callable[[int], nn.Module], sft_head: Callable[[int, int, float], nn.Module]) -> None:
+        """Lay out the U-Net with the variant's blocks (factories of ``(in_channels, out_channels)``).
+
+        ``sft_head(channels, out_channels, last_bias)`` builds one scale (bias 1) or shift (bias 0) head.
+        """
+        in_ch = channels[f"{self.out_size}"]
+        self.conv_body_first = first(3, in_ch)
+        self.conv_body_down = nn.ModuleList()
+        for i in range(self.log_size, 2, -1):
+            self.conv_body_down.append(down(in_ch, channels[f"{2 ** (i - 1)}"]))
+            in_ch = channels[f"{2 ** (i - 1)}"]
+        self.final_conv = final(in_ch, channels["4"])
+
+        self.conv_body_up = nn.ModuleList()
+        self.toRGB = nn.ModuleList()
+        self.condition_scale = nn.ModuleList()
+        self.condition_shift = nn.ModuleList()
+        in_ch = channels["4"]
+        for i in range(3, self.log_size + 1):
+            out_ch = channels[f"{2 ** i}"]
+            self.conv_body_up.append(up(in_ch, out_ch))
+            self.toRGB.append(to_rgb(out_ch))
+            # with sft_half the maps cover half of the generator's channels (twice the U-Net's)
+            sft_ch = out_ch if self.sft_half else out_ch * 2
+            self.condition_scale.append(sft_head(out_ch, sft_ch, 1.0))
+            self.condition_shift.append(sft_head(out_ch, sft_ch, 0.0))
+            in_ch = out_ch
+
+    def latent_count(self) -> int:
+        """How many w codes the bottleneck predicts: one per generator layer, or a single shared one."""
+        return self.log_size * 2 - 2 if self.different_w else 1
 
     def encode_activation(self, feat: torch.Tensor) -> torch.Tensor:
         """Activation after the first and last encoder convs (built into ConvLayer in v1)."""
@@ -101,11 +137,6 @@ def _unet_channels(channel_multiplier: float, narrow: float) -> dict[str, int]:
     return stylegan2_channels(channel_multiplier, narrow * 0.5)  # the U-Net is half as wide
 
 
-def _sft_out_channels(channels: int, sft_half: bool) -> int:
-    # with sft_half the maps cover half of the generator's channels (which is twice the U-Net's)
-    return channels if sft_half else channels * 2
-
-
 class ResBlockClean(nn.Module):
     """Residual block with bilinear up- or downsampling (U-Net of the clean model)."""
 
@@ -136,31 +167,16 @@ class GFPGANv1Clean(GFPGANBase):
                  sft_half: bool = True):
         super().__init__(out_size, num_style_feat, input_is_latent, different_w, sft_half)
         ch = _unet_channels(channel_multiplier, narrow)
-        self.conv_body_first = nn.Conv2d(3, ch[f"{out_size}"], 1)
-        self.conv_body_down = nn.ModuleList()
-        in_ch = ch[f"{out_size}"]
-        for i in range(self.log_size, 2, -1):
-            self.conv_body_down.append(ResBlockClean(in_ch, ch[f"{2 ** (i - 1)}"], mode="down"))
-            in_ch = ch[f"{2 ** (i - 1)}"]
-        self.final_conv = nn.Conv2d(in_ch, ch["4"], 3, 1, 1)
-
-        self.conv_body_up = nn.ModuleList()
-        self.toRGB = nn.ModuleList()
-        self.condition_scale = nn.ModuleList()
-        self.condition_shift = nn.ModuleList()
-        in_ch = ch["4"]
-        for i in range(3, self.log_size + 1):
-            out_ch = ch[f"{2 ** i}"]
-            self.conv_body_up.append(ResBlockClean(in_ch, out_ch, mode="up"))
-            self.toRGB.append(nn.Conv2d(out_ch, 3, 1))
-            sft_ch = _sft_out_channels(out_ch, sft_half)
-            for heads in (self.condition_scale, self.condition_shift):
-                heads.append(nn.Sequential(nn.Conv2d(out_ch, out_ch, 3, 1, 1), nn.LeakyReLU(0.2, True),
-                                           nn.Conv2d(out_ch, sft_ch, 3, 1, 1)))
-            in_ch = out_ch
-
-        w_count = self.log_size * 2 - 2 if different_w else 1
-        self.final_linear = nn.Linear(ch["4"] * 4 * 4, w_count * num_style_feat)
+        self.build_unet(
+            ch,
+            first=lambda i, o: nn.Conv2d(i, o, 1),
+            down=lambda i, o: ResBlockClean(i, o, mode="down"),
+            final=lambda i, o: nn.Conv2d(i, o, 3, 1, 1),
+            up=lambda i, o: ResBlockClean(i, o, mode="up"),
+            to_rgb=lambda c: nn.Conv2d(c, 3, 1),
+            sft_head=lambda c, o, _bias: nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), nn.LeakyReLU(0.2, True),
+                                                       nn.Conv2d(c, o, 3, 1, 1)))
+        self.final_linear = nn.Linear(ch["4"] * 4 * 4, self.latent_count() * num_style_feat)
         self.stylegan_decoder = StyleGAN2GeneratorClean(out_size, num_style_feat=num_style_feat, num_mlp=num_mlp,
                                                         channel_multiplier=channel_multiplier, narrow=narrow)
 
@@ -211,31 +227,16 @@ class GFPGANv1(GFPGANBase):
                  sft_half: bool = True):
         super().__init__(out_size, num_style_feat, input_is_latent, different_w, sft_half)
         ch = _unet_channels(channel_multiplier, narrow)
-        self.conv_body_first = ConvLayer(3, ch[f"{out_size}"], 1)
-        self.conv_body_down = nn.ModuleList()
-        in_ch = ch[f"{out_size}"]
-        for i in range(self.log_size, 2, -1):
-            self.conv_body_down.append(ResBlockDown(in_ch, ch[f"{2 ** (i - 1)}"], resample_kernel))
-            in_ch = ch[f"{2 ** (i - 1)}"]
-        self.final_conv = ConvLayer(in_ch, ch["4"], 3)
-
-        self.conv_body_up = nn.ModuleList()
-        self.toRGB = nn.ModuleList()
-        self.condition_scale = nn.ModuleList()
-        self.condition_shift = nn.ModuleList()
-        in_ch = ch["4"]
-        for i in range(3, self.log_size + 1):
-            out_ch = ch[f"{2 ** i}"]
-            self.conv_body_up.append(ResUpBlock(in_ch, out_ch))
-            self.toRGB.append(EqualConv2d(out_ch, 3, 1))
-            sft_ch = _sft_out_channels(out_ch, sft_half)
-            for heads, last_bias in ((self.condition_scale, 1.0), (self.condition_shift, 0.0)):
-                heads.append(nn.Sequential(EqualConv2d(out_ch, out_ch, 3, padding=1), ScaledLeakyReLU(),
-                                           EqualConv2d(out_ch, sft_ch, 3, padding=1, bias_init=last_bias)))
-            in_ch = out_ch
-
-        w_count = self.log_size * 2 - 2 if different_w else 1
-        self.final_linear = EqualLinear(ch["4"] * 4 * 4, w_count * num_style_feat)
+        self.build_unet(
+            ch,
+            first=lambda i, o: ConvLayer(i, o, 1),
+            down=lambda i, o: ResBlockDown(i, o, resample_kernel),
+            final=lambda i, o: ConvLayer(i, o, 3),
+            up=ResUpBlock,
+            to_rgb=lambda c: EqualConv2d(c, 3, 1),
+            sft_head=lambda c, o, bias: nn.Sequential(EqualConv2d(c, c, 3, padding=1), ScaledLeakyReLU(),
+                                                      EqualConv2d(c, o, 3, padding=1, bias_init=bias)))
+        self.final_linear = EqualLinear(ch["4"] * 4 * 4, self.latent_count() * num_style_feat)
         self.stylegan_decoder = StyleGAN2Generator(out_size, num_style_feat=num_style_feat, num_mlp=num_mlp,
                                                    channel_multiplier=channel_multiplier,
                                                    resample_kernel=resample_kernel, lr_mlp=lr_mlp, narrow=narrow)

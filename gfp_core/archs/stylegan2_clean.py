@@ -6,6 +6,7 @@ checkpoints.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -123,7 +124,41 @@ def register_noise_buffers(noises: nn.Module, num_layers: int) -> None:
         noises.register_buffer(f"noise{layer_idx}", torch.randn(1, 1, resolution, resolution))
 
 
-class StyleGAN2GeneratorClean(nn.Module):
+class StyleGAN2Base(nn.Module):
+    """Layout shared by both generator flavours: a 4×4 constant, then per octave an upsampling style
+    conv, a style conv and a ToRGB; one stored noise map per style conv. Subclasses pass their blocks."""
+
+    def build_synthesis(self, out_size: int, channels: dict[str, int],
+                        style_conv: Callable[[int, int, bool], nn.Module],
+                        to_rgb: Callable[[int, bool], nn.Module]) -> None:
+        self.channels = channels
+        self.constant_input = ConstantInput(channels["4"], size=4)
+        self.style_conv1 = style_conv(channels["4"], channels["4"], False)
+        self.to_rgb1 = to_rgb(channels["4"], False)
+
+        self.log_size = int(math.log(out_size, 2))
+        self.num_layers = (self.log_size - 2) * 2 + 1
+        self.num_latent = self.log_size * 2 - 2
+
+        self.style_convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        self.noises = nn.Module()
+        register_noise_buffers(self.noises, self.num_layers)
+        in_channels = channels["4"]
+        for i in range(3, self.log_size + 1):
+            out_channels = channels[f"{2 ** i}"]
+            self.style_convs.append(style_conv(in_channels, out_channels, True))
+            self.style_convs.append(style_conv(out_channels, out_channels, False))
+            self.to_rgbs.append(to_rgb(out_channels, True))
+            in_channels = out_channels
+
+    def forward(self, style: torch.Tensor, input_is_latent: bool = False, randomize_noise: bool = False
+                ) -> torch.Tensor:
+        """Sample faces from z (or w) codes ``[B, num_style_feat]``; stored noise unless randomized."""
+        return generate(self, style, input_is_latent, randomize_noise)
+
+
+class StyleGAN2GeneratorClean(StyleGAN2Base):
     """Mapping network (z → w) and synthesis network with stored per-layer noise."""
 
     def __init__(self, out_size: int, num_style_feat: int = 512, num_mlp: int = 8,
@@ -137,29 +172,7 @@ class StyleGAN2GeneratorClean(nn.Module):
             nn.init.zeros_(linear.bias)
             mlp += [linear, nn.LeakyReLU(negative_slope=0.2, inplace=True)]
         self.style_mlp = nn.Sequential(*mlp)
-
-        self.channels = channels = stylegan2_channels(channel_multiplier, narrow)
-        self.constant_input = ConstantInput(channels["4"], size=4)
-        self.style_conv1 = StyleConv(channels["4"], channels["4"], 3, num_style_feat)
-        self.to_rgb1 = ToRGB(channels["4"], num_style_feat, upsample=False)
-
-        self.log_size = int(math.log(out_size, 2))
-        self.num_layers = (self.log_size - 2) * 2 + 1
-        self.num_latent = self.log_size * 2 - 2
-
-        self.style_convs = nn.ModuleList()
-        self.to_rgbs = nn.ModuleList()
-        self.noises = nn.Module()
-        register_noise_buffers(self.noises, self.num_layers)
-        in_channels = channels["4"]
-        for i in range(3, self.log_size + 1):
-            out_channels = channels[f"{2 ** i}"]
-            self.style_convs.append(StyleConv(in_channels, out_channels, 3, num_style_feat, sample_mode="upsample"))
-            self.style_convs.append(StyleConv(out_channels, out_channels, 3, num_style_feat))
-            self.to_rgbs.append(ToRGB(out_channels, num_style_feat, upsample=True))
-            in_channels = out_channels
-
-    def forward(self, style: torch.Tensor, input_is_latent: bool = False, randomize_noise: bool = False
-                ) -> torch.Tensor:
-        """Sample faces from z (or w) codes ``[B, num_style_feat]``; stored noise unless randomized."""
-        return generate(self, style, input_is_latent, randomize_noise)
+        self.build_synthesis(
+            out_size, stylegan2_channels(channel_multiplier, narrow),
+            style_conv=lambda i, o, up: StyleConv(i, o, 3, num_style_feat, sample_mode="upsample" if up else None),
+            to_rgb=lambda i, up: ToRGB(i, num_style_feat, upsample=up))

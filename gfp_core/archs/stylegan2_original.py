@@ -12,8 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .stylegan2_clean import ConstantInput, NormStyleCode, register_noise_buffers, stylegan2_channels
-from .sft import generate
+from .stylegan2_clean import NormStyleCode, StyleGAN2Base, stylegan2_channels
 from .stylegan2_ops import EqualLinear, FIRFilter, FusedLeakyReLU
 
 
@@ -101,7 +100,7 @@ class ToRGB(nn.Module):
         return out
 
 
-class StyleGAN2Generator(nn.Module):
+class StyleGAN2Generator(StyleGAN2Base):
     """Mapping network (equalised, lr-multiplied) and synthesis network with stored noise."""
 
     def __init__(self, out_size: int, num_style_feat: int = 512, num_mlp: int = 8, channel_multiplier: float = 2,
@@ -110,31 +109,8 @@ class StyleGAN2Generator(nn.Module):
         self.num_style_feat = num_style_feat
         self.style_mlp = nn.Sequential(NormStyleCode(), *[
             EqualLinear(num_style_feat, num_style_feat, lr_mul=lr_mlp, fused_lrelu=True) for _ in range(num_mlp)])
-
-        self.channels = channels = stylegan2_channels(channel_multiplier, narrow)
-        self.constant_input = ConstantInput(channels["4"], size=4)
-        self.style_conv1 = StyleConv(channels["4"], channels["4"], 3, num_style_feat, resample_kernel=resample_kernel)
-        self.to_rgb1 = ToRGB(channels["4"], num_style_feat, upsample=False, resample_kernel=resample_kernel)
-
-        self.log_size = int(math.log(out_size, 2))
-        self.num_layers = (self.log_size - 2) * 2 + 1
-        self.num_latent = self.log_size * 2 - 2
-
-        self.style_convs = nn.ModuleList()
-        self.to_rgbs = nn.ModuleList()
-        self.noises = nn.Module()
-        register_noise_buffers(self.noises, self.num_layers)
-        in_channels = channels["4"]
-        for i in range(3, self.log_size + 1):
-            out_channels = channels[f"{2 ** i}"]
-            self.style_convs.append(StyleConv(in_channels, out_channels, 3, num_style_feat, sample_mode="upsample",
-                                              resample_kernel=resample_kernel))
-            self.style_convs.append(StyleConv(out_channels, out_channels, 3, num_style_feat,
-                                              resample_kernel=resample_kernel))
-            self.to_rgbs.append(ToRGB(out_channels, num_style_feat, upsample=True, resample_kernel=resample_kernel))
-            in_channels = out_channels
-
-    def forward(self, style: torch.Tensor, input_is_latent: bool = False, randomize_noise: bool = False
-                ) -> torch.Tensor:
-        """Sample faces from z (or w) codes ``[B, num_style_feat]``; stored noise unless randomized."""
-        return generate(self, style, input_is_latent, randomize_noise)
+        self.build_synthesis(
+            out_size, stylegan2_channels(channel_multiplier, narrow),
+            style_conv=lambda i, o, up: StyleConv(i, o, 3, num_style_feat, sample_mode="upsample" if up else None,
+                                                  resample_kernel=resample_kernel),
+            to_rgb=lambda i, up: ToRGB(i, num_style_feat, upsample=up, resample_kernel=resample_kernel))
