@@ -70,10 +70,12 @@ def _cmd_random_weights(args: argparse.Namespace) -> int:
 def _cmd_restore(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .archs.sft import check_fidelity
     from .image import load_rgb, save_rgb
     from .restore import restore_aligned
     from .weights.loader import load_model
 
+    check_fidelity(args.fidelity)  # option errors before any work
     model = load_model(args.model, device=args.device, dtype=args.dtype, allow_unverified=args.allow_unverified)
     info = model.gfp_info
     print(f"model: {info['name'] or info['arch']} from {info['path']} ({info['source']})", file=sys.stderr)

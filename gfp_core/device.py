@@ -30,15 +30,23 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
-def resolve_dtype(dtype: str | torch.dtype | None = None) -> torch.dtype:
-    """``None`` means fp32 (the published numerics); fp16/bf16 are opt-in."""
+def resolve_dtype(dtype: str | torch.dtype | None = None, device: torch.device | None = None) -> torch.dtype:
+    """``None`` means fp32 (the published numerics); fp16/bf16 are opt-in.
+
+    fp16 is refused on the CPU: PyTorch has no fast fp16 convolutions there, so a face would take
+    minutes instead of seconds (bf16 is the fast reduced precision on CPUs).
+    """
     if isinstance(dtype, torch.dtype):
         if dtype not in _DTYPES.values():
             raise ValueError(f"unsupported dtype {dtype}; use one of {', '.join(DTYPE_NAMES)}")
-        return dtype
-    if dtype is None:
-        return torch.float32
-    try:
-        return _DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}") from None
+        resolved = dtype
+    elif dtype is None:
+        resolved = torch.float32
+    else:
+        try:
+            resolved = _DTYPES[str(dtype).lower()]
+        except KeyError:
+            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}") from None
+    if resolved is torch.float16 and device is not None and device.type == "cpu":
+        raise ValueError("fp16 is not supported on the CPU (no fast fp16 kernels there); use bf16 or fp32")
+    return resolved

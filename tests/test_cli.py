@@ -99,7 +99,12 @@ def test_bad_option_values(tmp_path, home, tiny_checkpoint):
     _write_face(tmp_path / "face.png", 64)
     result = run_cli("restore", str(tmp_path / "face.png"), "-m", str(tiny_checkpoint), "--fidelity", "1.5",
                      "-o", str(tmp_path / "o"), env=home)
-    assert result.returncode != 0 and "fidelity must be between 0 and 1" in result.stderr
+    assert result.returncode == 2 and "fidelity must be between 0 and 1" in result.stderr
+    assert not (tmp_path / "o").exists()
+    result = run_cli("restore", str(tmp_path / "face.png"), "-m", str(tiny_checkpoint), "--device", "cpu",
+                     "--dtype", "fp16", "-o", str(tmp_path / "o"), env=home)
+    assert result.returncode == 2 and "fp16 is not supported on the CPU" in result.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_convert_round_trip_and_refusals(tmp_path, home, tiny_checkpoint):

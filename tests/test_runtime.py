@@ -32,6 +32,9 @@ def test_device_and_dtype_policy():
     assert resolve_dtype("bf16") is torch.bfloat16 and resolve_dtype("fp16") is torch.float16
     with pytest.raises(ValueError, match="unknown dtype 'fp8'"):
         resolve_dtype("fp8")
+    with pytest.raises(ValueError, match="fp16 is not supported on the CPU"):
+        resolve_dtype("fp16", torch.device("cpu"))
+    assert resolve_dtype("fp16", torch.device("cuda")) is torch.float16
     with pytest.raises(ValueError, match="unknown device"):
         resolve_device("gpu7")
     if not torch.cuda.is_available():

@@ -22,6 +22,14 @@ class NormStyleCode(nn.Module):
         return x * torch.rsqrt(torch.mean(x ** 2, dim=1, keepdim=True) + 1e-8)
 
 
+def demodulation(weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """1/σ of each output channel's modulated weights ``[B, out, in, k, k]`` → ``[B, out]``.
+
+    Summed in fp32: in fp16 the sum of squares over in·k·k terms can overflow.
+    """
+    return torch.rsqrt(weight.float().pow(2).sum([2, 3, 4]) + eps).to(weight.dtype)
+
+
 class ModulatedConv2d(nn.Module):
     """Convolution whose weights are scaled per input channel by the style, then demodulated.
 
@@ -49,8 +57,7 @@ class ModulatedConv2d(nn.Module):
         style = self.modulation(style).view(b, 1, c, 1, 1)
         weight = self.weight * style  # [B, out, in, k, k]
         if self.demodulate:
-            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
-            weight = weight * demod.view(b, self.out_channels, 1, 1, 1)
+            weight = weight * demodulation(weight, self.eps).view(b, self.out_channels, 1, 1, 1)
         weight = weight.view(b * self.out_channels, c, self.kernel_size, self.kernel_size)
         if self.sample_mode == "upsample":
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)

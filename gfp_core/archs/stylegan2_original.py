@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .stylegan2_clean import NormStyleCode, StyleGAN2Base, stylegan2_channels
+from .stylegan2_clean import NormStyleCode, StyleGAN2Base, demodulation, stylegan2_channels
 from .stylegan2_ops import EqualLinear, FIRFilter, FusedLeakyReLU
 
 
@@ -46,8 +46,7 @@ class ModulatedConv2d(nn.Module):
         style = self.modulation(style).view(b, 1, c, 1, 1)
         weight = self.scale * self.weight * style
         if self.demodulate:
-            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
-            weight = weight * demod.view(b, self.out_channels, 1, 1, 1)
+            weight = weight * demodulation(weight, self.eps).view(b, self.out_channels, 1, 1, 1)
         if self.sample_mode == "upsample":
             # transposed conv wants [in, out] per group
             weight = weight.transpose(1, 2).reshape(b * c, self.out_channels, k, k)

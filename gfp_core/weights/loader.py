@@ -43,6 +43,8 @@ def load_model(ref: str | os.PathLike[str], *, device: str | torch.device | None
     The model comes back in eval mode without gradients, on ``device`` (auto: CUDA > MPS > CPU) in
     ``dtype`` (fp32 unless asked). ``model.gfp_info`` tells where the weights came from.
     """
+    target = resolve_device(device)
+    target_dtype = resolve_dtype(dtype, target)  # bad options fail before any file is read
     resolved = resolve_weights(ref, download=download, allow_unverified=allow_unverified, progress=progress)
     state = read_state_dict(resolved.path)
     model, arch = build_for(state, resolved.spec, str(resolved.path))
@@ -58,7 +60,7 @@ def load_model(ref: str | os.PathLike[str], *, device: str | torch.device | None
         raise UnsupportedCheckpointError(
             f"{resolved.path} does not fit the {arch} architecture: {str(exc).splitlines()[0]}") from exc
     model.eval().requires_grad_(False)
-    model.to(device=resolve_device(device), dtype=resolve_dtype(dtype))
+    model.to(device=target, dtype=target_dtype)
     info: dict[str, Any] = {"arch": arch, "path": str(resolved.path), "source": resolved.source,
                             "verified": resolved.verified, "name": resolved.spec.name if resolved.spec else None}
     model.gfp_info = info
