@@ -67,36 +67,86 @@ def _cmd_random_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def expand_inputs(specs: Sequence[str]) -> list[Path]:
+    """Files as given, folders as their images (sorted), anything else as a glob pattern."""
+    import glob
+
+    found: list[Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists() or not glob.has_magic(spec):
+            found.append(path)  # a missing plain path is reported as a failed input
+        else:
+            found += sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+    return list(dict.fromkeys(found))
+
+
 def _cmd_restore(args: argparse.Namespace) -> int:
     import numpy as np
+    from tqdm import tqdm
 
-    from .archs.sft import check_fidelity
-    from .image import load_rgb, save_rgb
-    from .restore import restore_aligned
-    from .weights.loader import load_model
+    from .face.select import parse_indices
+    from .image import read_picture, write_image
+    from .pipeline import FaceRestorer
 
-    check_fidelity(args.fidelity)  # option errors before any work
-    model = load_model(args.model, device=args.device, dtype=args.dtype, allow_unverified=args.allow_unverified)
-    info = model.gfp_info
-    print(f"model: {info['name'] or info['arch']} from {info['path']} ({info['source']})", file=sys.stderr)
-    args.output.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for path in args.inputs:
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        raise GFPError(f"no images found in {' '.join(args.inputs)}")
+    restorer = FaceRestorer(
+        args.model, detector=args.detector, device=args.device, dtype=args.dtype, upscale=args.upscale,
+        fidelity=args.fidelity, visibility=args.visibility, mask=args.mask, parser=args.parser,
+        colour_match=args.colour_match, score_threshold=args.threshold, detect_max_side=args.detect_max_side,
+        min_face_size=args.min_face_size, select=args.select,
+        indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
+        max_pixels=args.max_pixels, allow_unverified=args.allow_unverified)
+    info = restorer.model.gfp_info
+    print(f"model: {info['name'] or info['arch']} from {info['path']}; detector: {restorer.detector.name}",
+          file=sys.stderr)
+
+    out = args.output
+    counts = {"restored": 0, "skipped": 0, "failed": 0, "no face": 0, "faces": 0}
+    failures: list[str] = []
+    for path in tqdm(inputs, desc="restoring", unit="image", disable=args.quiet or len(inputs) < 2):
+        ext = path.suffix.lstrip(".").lower() if args.ext == "auto" else args.ext
+        target = out / "restored_imgs" / f"{path.stem}{args.suffix}.{ext or 'png'}"
+        if target.exists() and not args.overwrite:
+            counts["skipped"] += 1
+            continue
         try:
-            face = load_rgb(path)
-            size = model.out_size
-            if face.shape[:2] != (size, size):
-                raise GFPError(f"{path}: aligned face images must be {size}x{size}, got "
-                               f"{face.shape[1]}x{face.shape[0]} (whole photos come with the face pipeline)")
-            restored = restore_aligned(model, face[None], fidelity=args.fidelity)[0]
-            out = save_rgb(args.output / f"{Path(path).stem}{args.suffix}.png", restored)
-            save_rgb(args.output / f"{Path(path).stem}_compare.png", np.concatenate([face, restored], axis=1))
-            print(f"{path} -> {out}")
+            picture = read_picture(path, args.max_pixels)
+            result = restorer.restore(picture, aligned=args.aligned)
         except GFPError as exc:
-            failed += 1
-            print(f"error: {exc}", file=sys.stderr)
-    print(f"{len(args.inputs) - failed} restored, {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
+            counts["failed"] += 1
+            failures.append(str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            continue
+        except Exception as exc:  # keep going: one bad file must not stop a batch
+            counts["failed"] += 1
+            failures.append(f"{path}: {type(exc).__name__}: {exc}")
+            continue
+        for i in range(result.num_restored):
+            crop, restored = result.cropped_faces[i], result.restored_faces[i]
+            write_image(out / "cropped_faces" / f"{path.stem}_{i:02d}.png", crop)
+            write_image(out / "restored_faces" / f"{path.stem}_{i:02d}{args.suffix}.png", restored)
+            write_image(out / "cmp" / f"{path.stem}_{i:02d}.png", np.concatenate([crop, restored], axis=1))
+        write_image(target, result.image)
+        counts["restored"] += 1
+        counts["faces"] += result.num_restored
+        if result.num_detected == 0:
+            counts["no face"] += 1
+            print(f"{path}: no face found; written unchanged{' (upscaled)' if args.upscale != 1 else ''}",
+                  file=sys.stderr)
+
+    for line in failures:
+        print(f"error: {line}", file=sys.stderr)
+    print(f"{counts['restored']} images restored ({counts['faces']} faces, {counts['no face']} without a face), "
+          f"{counts['skipped']} skipped (output exists; --overwrite), {counts['failed']} failed; "
+          f"results in {out}", file=sys.stderr)
+    return 1 if counts["failed"] else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,16 +171,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("restore", help="restore aligned 512x512 face images")
-    p.add_argument("inputs", nargs="+", type=Path, help="aligned face images")
+    p = sub.add_parser("restore", help="restore the faces in photos (files, folders, globs)")
+    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder (default: results)")
-    p.add_argument("-m", "--model", default="v1.4", help="model name (v1, v1.2, v1.3, v1.4) or weights file")
+    p.add_argument("-m", "--model", default="v1.4", help="model: v1, v1.2, v1.3, v1.4 (default) or a weights file")
+    p.add_argument("-s", "--upscale", type=float, default=2, help="output size factor (default 2, as official)")
     p.add_argument("--fidelity", type=float, default=1.0,
                    help="CS-SFT strength: 1 = published model, 0 = generative prior only (default 1)")
+    p.add_argument("--visibility", type=float, default=1.0,
+                   help="blend of the restored face over the original: 0 = original, 1 = restored (default 1)")
+    p.add_argument("--detector", default="retinaface_resnet50",
+                   choices=["retinaface_resnet50", "retinaface_mobile0.25", "embedded"])
+    p.add_argument("--threshold", type=float, default=0.9, help="detection score threshold (default 0.9)")
+    p.add_argument("--detect-max-side", type=int, default=1280,
+                   help="detect on a copy whose longest side is at most this (default 1280)")
+    p.add_argument("--min-face-size", type=float, default=0, help="ignore faces smaller than this (pixels)")
+    p.add_argument("--select", default="all", choices=["all", "largest", "center", "indices"],
+                   help="which faces: all, the largest, the one nearest the centre, or --indices")
+    p.add_argument("--indices", help="face indices in reading order (left to right), e.g. 0,2")
+    p.add_argument("--max-faces", type=int, help="restore at most this many faces per image")
+    p.add_argument("--mask", default="box", choices=["box", "ellipse", "parsing"], help="paste-back mask")
+    p.add_argument("--parser", default="parsenet", choices=["parsenet", "bisenet"], help="for --mask parsing")
+    p.add_argument("--colour-match", action="store_true", help="match the restored face's colours to the original")
+    p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: no detection")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--dtype", default="fp32", choices=DTYPE_NAMES)
-    p.add_argument("--suffix", default="_restored", help="added to output file names")
+    p.add_argument("--ext", default="auto", help="output format: auto (as the input), png, jpg, webp, tif")
+    p.add_argument("--suffix", default="", help="added to restored file names")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default 100 MP)")
     p.add_argument("--allow-unverified", action="store_true", help="accept weights whose SHA-256 does not match")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_restore)
 
     p = sub.add_parser("random-weights", help="write seeded random weights in the official format (smoke runs)")

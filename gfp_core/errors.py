@@ -28,3 +28,7 @@ class UnsupportedCheckpointError(GFPError):
 
 class InvalidImageError(GFPError, ValueError):
     """An image that cannot be read or used."""
+
+
+class FaceSelectionError(GFPError, ValueError):
+    """A face choice that does not fit the faces found (e.g. an index out of range)."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up the runtime environment and restore faces:  scripts/restore.sh [IMAGE...]
-# Without arguments it restores the bundled sample face into results/.
+# Set up the runtime environment and restore the faces in photos:  scripts/restore.sh [IMAGE|FOLDER...]
+# Without arguments it restores the bundled sample photo into results/ (upscale 2, as official).
 # GFP_MODEL picks the model (default v1.4). When its weights cannot be had (no internet, nothing
 # in the model folders), the run says so and uses seeded random weights in the official format
 # instead, so the loading and restoration path still runs end to end; such output is not a face.
@@ -10,7 +10,7 @@ bash "$root/scripts/env.sh"
 py="${GFP_VENV:-$root/.venv}/bin/python"
 model="${GFP_MODEL:-v1.4}"
 inputs=("$@")
-[[ ${#inputs[@]} -eq 0 ]] && inputs=("$root/assets/sample_face_aligned.jpg")
+[[ ${#inputs[@]} -eq 0 ]] && inputs=("$root/assets/astronaut.jpg")
 
 if [[ -z "${HF_HUB_OFFLINE:-}" ]] && ! "$py" - <<'PY'
 import socket, sys
@@ -34,4 +34,4 @@ if [[ $rc -eq 3 ]]; then  # 3: the weights are missing (other failures stop the 
 elif [[ $rc -ne 0 ]]; then
   exit $rc
 fi
-exec "$py" -m gfp_core restore "${inputs[@]}" --model "$model" -o "${GFP_OUTPUT:-$root/results}"
+exec "$py" -m gfp_core restore "${inputs[@]}" --model "$model" -o "${GFP_OUTPUT:-$root/results}" --overwrite

@@ -9,7 +9,7 @@ import numpy as np
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality: fields are arrays
 class Face:
     """One detected face in image pixel coordinates (x right, y down).
 

@@ -1,0 +1,186 @@
+"""FaceRestorer: detect → choose → align → restore (batched) → paste back, on whole photos.
+
+Every stage is a function of its own in :mod:`gfp_core.face` and :mod:`gfp_core.restore`; this
+class only holds the models and the options and runs the stages in order.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .archs.sft import check_fidelity
+from .face.types import Face
+from .image import DEFAULT_MAX_PIXELS, Picture, read_picture, to_picture
+from .restore import restore_aligned
+
+log = logging.getLogger(__name__)
+
+MASK_MODES = ("box", "ellipse", "parsing")
+#: peak extra memory of one 512×512 face in an fp32 forward pass (measured: bench/bench_forward.py)
+FACE_FORWARD_MIB = 600
+
+
+@dataclass
+class RestoreResult:
+    """What :meth:`FaceRestorer.restore` found and did.
+
+    ``image`` is in the input's own layout (grey, RGBA, 16-bit stay so), ``upscale`` times larger.
+    Per chosen face, in reading order: ``faces`` (boxes, landmarks, scores in input pixels),
+    ``cropped_faces`` and ``restored_faces`` (aligned ``S×S×3`` uint8), ``affines`` (input → crop),
+    ``masks`` (crop-space paste masks in [0, 1]).
+    """
+
+    image: np.ndarray
+    faces: list[Face] = field(default_factory=list)
+    cropped_faces: np.ndarray | None = None
+    restored_faces: np.ndarray | None = None
+    affines: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    num_detected: int = 0
+    num_restored: int = 0
+
+
+class FaceRestorer:
+    """Restores the faces in photos with a GFPGAN model.
+
+    ``model``: a registry name (``"v1.4"``…) or a GFPGAN weights file. ``detector``:
+    ``retinaface_resnet50`` / ``retinaface_mobile0.25`` / ``embedded`` (the embedded MobileNet is
+    used, with a warning, when the chosen detector's weights cannot be had). ``upscale``: output
+    size factor; the background is resized with Lanczos. ``fidelity`` scales GFPGAN's CS-SFT (1 =
+    published model); ``visibility`` blends the pasted face with the original (0 = untouched).
+    ``mask``: 'box' (the official feathered square), 'ellipse' (from landmarks) or 'parsing'
+    (``parser``: parsenet or bisenet). ``select``/``indices``/``max_faces``: see
+    :func:`gfp_core.face.select.select_faces`. ``memory_budget_mb`` bounds one forward pass.
+    """
+
+    def __init__(self, model: str | Path = "v1.4", *, detector: str = "retinaface_resnet50",
+                 device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+                 upscale: float = 1, fidelity: float = 1.0, visibility: float = 1.0, mask: str = "box",
+                 parser: str = "parsenet", colour_match: bool = False, score_threshold: float = 0.9,
+                 detect_max_side: int = 1280, min_face_size: float = 0, min_eye_distance: float = 5,
+                 select: str = "all", indices: Sequence[int] | None = None, max_faces: int | None = None,
+                 memory_budget_mb: int = 2048, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 allow_unverified: bool | None = None, download: bool = True):
+        from .face.detection import load_detector
+        from .weights import load_model
+
+        if mask not in MASK_MODES:
+            raise ValueError(f"unknown mask mode {mask!r}; use one of {', '.join(MASK_MODES)}")
+        if not 0 <= visibility <= 1:
+            raise ValueError(f"visibility must be between 0 and 1, got {visibility}")
+        if not 1 <= upscale <= 8:
+            raise ValueError(f"upscale must be between 1 and 8, got {upscale}")
+        self.fidelity = check_fidelity(fidelity)
+        self.visibility = float(visibility)
+        self.upscale = float(upscale)
+        self.mask_mode = mask
+        self.colour_match = colour_match
+        self.detect_options = dict(score_threshold=score_threshold, max_side=detect_max_side,
+                                   min_size=min_face_size, min_eye_distance=min_eye_distance)
+        self.select_options = dict(mode=select, indices=list(indices) if indices else None, max_faces=max_faces)
+        self.max_pixels = max_pixels
+
+        self.model = load_model(model, device=device, dtype=dtype, allow_unverified=allow_unverified,
+                                download=download)
+        self.face_size: int = self.model.out_size
+        param = next(self.model.parameters())
+        self.batch_size = max(1, int(memory_budget_mb // (FACE_FORWARD_MIB * param.element_size() / 4)))
+        self.detector = load_detector(detector, device=param.device, download=download,
+                                      allow_unverified=allow_unverified)
+        self.parser = None
+        if mask == "parsing":
+            self.parser = load_model(parser, device=param.device, allow_unverified=allow_unverified,
+                                     download=download)
+
+    # --- stages -------------------------------------------------------------------------------
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        from .face.detection import detect_faces
+
+        return detect_faces(self.detector, image, **self.detect_options)
+
+    def choose(self, faces: Sequence[Face], image_shape: tuple[int, ...]) -> list[Face]:
+        from .face.select import select_faces
+
+        return select_faces(faces, image_shape[:2], **self.select_options)
+
+    def align(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, np.ndarray]:
+        from .face.align import align_faces
+
+        return align_faces(image, list(faces), face_size=self.face_size)
+
+    def restore_crops(self, crops: np.ndarray) -> np.ndarray:
+        return restore_aligned(self.model, crops, fidelity=self.fidelity, batch_size=self.batch_size)
+
+    def masks_for(self, crops: np.ndarray, restored: np.ndarray, affines: np.ndarray,
+                  faces: Sequence[Face]) -> np.ndarray:
+        from .face import masks
+
+        return masks.paste_masks(self.mask_mode, restored, affines, faces, face_size=self.face_size,
+                                 upscale=self.upscale, parser=self.parser)
+
+    def paste(self, background: np.ndarray, restored: np.ndarray, affines: np.ndarray,
+              masks: np.ndarray) -> np.ndarray:
+        from .face.align import inverse_alignment
+        from .face.paste import paste_faces
+
+        inverse = [inverse_alignment(a, upscale=self.upscale) for a in affines]
+        return paste_faces(background, list(restored), inverse, list(masks), visibility=self.visibility)
+
+    # --- all of it ----------------------------------------------------------------------------
+
+    def restore(self, image: np.ndarray | Picture | str | Path, aligned: bool = False) -> RestoreResult:
+        """Restore every chosen face of ``image`` (an array in any supported layout, or a file).
+
+        ``aligned``: the image is already an aligned face crop (resized to the model's size if
+        needed); it is restored whole and no detection happens. A photo without a face comes
+        back unchanged (upscaled if asked) with ``num_detected == 0``; that is not an error.
+        """
+        if isinstance(image, (str, Path)):
+            picture = read_picture(image, self.max_pixels)
+        elif isinstance(image, Picture):
+            picture = image
+        else:
+            picture = to_picture(image)
+        rgb8 = picture.rgb8
+        if aligned:
+            return self._restore_aligned_image(picture)
+
+        found = self.detect(rgb8)
+        chosen = self.choose(found, rgb8.shape)
+        background = self._background(picture)
+        if not chosen:
+            return RestoreResult(picture.rebuild(background), num_detected=len(found))
+
+        crops, affines = self.align(rgb8, chosen)
+        restored = self.restore_crops(crops)
+        if self.colour_match:
+            from .face.colour import match_colour
+
+            restored = np.stack([match_colour(r, c) for r, c in zip(restored, crops)])
+        masks = self.masks_for(crops, restored, affines, chosen)
+        out = self.paste(background, restored, affines, masks)
+        return RestoreResult(picture.rebuild(out), chosen, crops, restored, affines, masks, len(found), len(chosen))
+
+    def _background(self, picture: Picture) -> np.ndarray:
+        """The colour image faces are pasted into: 8-bit stays uint8, 16-bit works in float32."""
+        base = picture.rgb if picture.rgb.dtype == np.uint8 else picture.as_float()
+        if self.upscale == 1:
+            return base.copy()
+        h, w = base.shape[:2]
+        size = (int(round(w * self.upscale)), int(round(h * self.upscale)))
+        return cv2.resize(base, size, interpolation=cv2.INTER_LANCZOS4)
+
+    def _restore_aligned_image(self, picture: Picture) -> RestoreResult:
+        crop = picture.rgb8
+        s = self.face_size
+        if crop.shape[:2] != (s, s):
+            crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_LINEAR if crop.shape[0] < s else cv2.INTER_AREA)
+        restored = self.restore_crops(crop[None])
+        return RestoreResult(picture.rebuild(restored[0]), [], crop[None], restored, None, None, 1, 1)
