@@ -105,8 +105,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
         max_pixels=args.max_pixels, allow_unverified=args.allow_unverified)
     info = restorer.model.gfp_info
-    print(f"model: {info['name'] or info['arch']} from {info['path']}; detector: {restorer.detector.name}",
-          file=sys.stderr)
+    detector = "none (aligned faces)" if args.aligned else restorer.detector.name
+    print(f"model: {info['name'] or info['arch']} from {info['path']}; detector: {detector}", file=sys.stderr)
 
     out = args.output
     counts = {"restored": 0, "skipped": 0, "failed": 0, "no face": 0, "faces": 0}

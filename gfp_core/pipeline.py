@@ -67,7 +67,6 @@ class FaceRestorer:
                  select: str = "all", indices: Sequence[int] | None = None, max_faces: int | None = None,
                  memory_budget_mb: int = 2048, max_pixels: int = DEFAULT_MAX_PIXELS,
                  allow_unverified: bool | None = None, download: bool = True):
-        from .face.detection import load_detector
         from .weights import load_model
 
         if mask not in MASK_MODES:
@@ -91,12 +90,28 @@ class FaceRestorer:
         self.face_size: int = self.model.out_size
         param = next(self.model.parameters())
         self.batch_size = max(1, int(memory_budget_mb // (FACE_FORWARD_MIB * param.element_size() / 4)))
-        self.detector = load_detector(detector, device=param.device, download=download,
-                                      allow_unverified=allow_unverified)
-        self.parser = None
-        if mask == "parsing":
-            self.parser = load_model(parser, device=param.device, allow_unverified=allow_unverified,
-                                     download=download)
+        self._detector_name = detector
+        self._load_options = dict(device=param.device, download=download, allow_unverified=allow_unverified)
+        self._detector = None
+        self._parser_name = parser
+        self._parser = None
+
+    @property
+    def detector(self):
+        """Loaded on first use: restoring aligned crops needs none."""
+        if self._detector is None:
+            from .face.detection import load_detector
+
+            self._detector = load_detector(self._detector_name, **self._load_options)
+        return self._detector
+
+    @property
+    def parser(self):
+        if self._parser is None and self.mask_mode == "parsing":
+            from .weights import load_model
+
+            self._parser = load_model(self._parser_name, **self._load_options)
+        return self._parser
 
     # --- stages -------------------------------------------------------------------------------
 

@@ -68,29 +68,31 @@ def test_restore_aligned_faces_with_good_and_bad_inputs(tmp_path, home, tiny_che
     inputs.mkdir()
     face = _write_face(inputs / "face.png", 64)
     (inputs / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    _write_face(inputs / "wrong_size.png", 100)
+    _write_face(inputs / "other_size.png", 100)
     out = tmp_path / "out"
-    result = run_cli("restore", str(inputs / "face.png"), str(inputs / "corrupt.png"), str(inputs / "wrong_size.png"),
-                     "--model", str(tiny_checkpoint), "-o", str(out), env=home)
+    result = run_cli("restore", str(inputs), "--aligned", "--model", str(tiny_checkpoint), "-o", str(out), env=home)
     assert result.returncode == 1
-    assert "1 restored, 2 failed" in result.stderr
+    assert "2 images restored" in result.stderr and "1 failed" in result.stderr
     assert "corrupt.png: not a readable image" in result.stderr
-    assert "must be 64x64, got 100x100" in result.stderr
-    restored = np.asarray(Image.open(out / "face_restored.png"))
+    restored = np.asarray(Image.open(out / "restored_imgs" / "face.png"))
     assert restored.shape == (64, 64, 3) and np.abs(restored.astype(int) - face).mean() > 1
-    compare = np.asarray(Image.open(out / "face_compare.png"))
+    compare = np.asarray(Image.open(out / "cmp" / "face_00.png"))
     assert compare.shape == (64, 128, 3) and np.array_equal(compare[:, :64], face)
-    assert sorted(p.name for p in out.iterdir()) == ["face_compare.png", "face_restored.png"]
+    assert np.asarray(Image.open(out / "restored_imgs" / "other_size.png")).shape == (64, 64, 3)
+    # a second run skips what exists, unless told to overwrite
+    again = run_cli("restore", str(inputs / "face.png"), "--aligned", "-m", str(tiny_checkpoint), "-o", str(out),
+                    env=home)
+    assert again.returncode == 0 and "1 skipped" in again.stderr
 
 
 def test_restore_is_deterministic_and_fidelity_changes_it(tmp_path, home, tiny_checkpoint):
     _write_face(tmp_path / "face.png", 64, seed=1)
     outputs = []
     for name, fidelity in (("a", "1"), ("b", "1"), ("c", "0")):
-        result = run_cli("restore", str(tmp_path / "face.png"), "-m", str(tiny_checkpoint), "-o",
+        result = run_cli("restore", str(tmp_path / "face.png"), "--aligned", "-m", str(tiny_checkpoint), "-o",
                          str(tmp_path / name), "--fidelity", fidelity, env=home)
         assert result.returncode == 0, result.stderr
-        outputs.append(np.asarray(Image.open(tmp_path / name / "face_restored.png")))
+        outputs.append(np.asarray(Image.open(tmp_path / name / "restored_imgs" / "face.png")))
     assert np.array_equal(outputs[0], outputs[1])
     assert not np.array_equal(outputs[0], outputs[2])
 
