@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blend of the restored face over the original: 0 = original, 1 = restored (default 1)")
     p.add_argument("--detector", default="retinaface_resnet50",
                    choices=["retinaface_resnet50", "retinaface_mobile0.25", "embedded"])
-    p.add_argument("--threshold", type=float, default=0.9, help="detection score threshold (default 0.9)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="detection score threshold (default: 0.97 for ResNet-50, 0.9 for MobileNet)")
     p.add_argument("--detect-max-side", type=int, default=1280,
                    help="detect on a copy whose longest side is at most this (default 1280)")
     p.add_argument("--min-face-size", type=float, default=0, help="ignore faces smaller than this (pixels)")

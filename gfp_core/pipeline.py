@@ -62,7 +62,7 @@ class FaceRestorer:
     def __init__(self, model: str | Path = "v1.4", *, detector: str = "retinaface_resnet50",
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                  upscale: float = 1, fidelity: float = 1.0, visibility: float = 1.0, mask: str = "box",
-                 parser: str = "parsenet", colour_match: bool = False, score_threshold: float = 0.9,
+                 parser: str = "parsenet", colour_match: bool = False, score_threshold: float | None = None,
                  detect_max_side: int = 1280, min_face_size: float = 0, min_eye_distance: float = 5,
                  select: str = "all", indices: Sequence[int] | None = None, max_faces: int | None = None,
                  memory_budget_mb: int = 2048, max_pixels: int = DEFAULT_MAX_PIXELS,

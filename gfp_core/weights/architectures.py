@@ -44,6 +44,18 @@ def _facexlib(module: str, name: str) -> Callable[..., nn.Module]:
     return build
 
 
+def _retinaface(**kw: Any) -> nn.Module:
+    """facexlib's RetinaFace in its test phase (softmaxed scores), fp32, built on the CPU: facexlib
+    otherwise moves it to CUDA whenever there is one; load_model puts it on the device asked for."""
+    import warnings
+
+    kw = {"half": False, "phase": "test", "device": "cpu", **kw}
+    with warnings.catch_warnings():
+        # facexlib builds its ResNet-50 with torchvision's deprecated ``pretrained=False`` (no download)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torchvision\.models")
+        return _facexlib("facexlib.detection.retinaface", "RetinaFace")(**kw)
+
+
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "GFPGANv1Clean": _gfpgan_clean,
     "GFPGANv1": _gfpgan_original,
@@ -51,7 +63,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "StyleGAN2Discriminator": _from_archs("StyleGAN2Discriminator"),
     "FacialComponentDiscriminator": _from_archs("FacialComponentDiscriminator"),
     "ResNetArcFace": _from_archs("ResNetArcFace"),
-    "RetinaFace": _facexlib("facexlib.detection.retinaface", "RetinaFace"),
+    "RetinaFace": _retinaface,
     "ParseNet": _facexlib("facexlib.parsing.parsenet", "ParseNet"),
     "BiSeNet": _facexlib("facexlib.parsing.bisenet", "BiSeNet"),
 }
