@@ -133,12 +133,20 @@ class FaceRestorer:
     def restore_crops(self, crops: np.ndarray) -> np.ndarray:
         return restore_aligned(self.model, crops, fidelity=self.fidelity, batch_size=self.batch_size)
 
-    def masks_for(self, crops: np.ndarray, restored: np.ndarray, affines: np.ndarray,
-                  faces: Sequence[Face]) -> np.ndarray:
+    def masks_for(self, restored: np.ndarray, affines: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Paste masks in crop space, one per face."""
         from .face import masks
+        from .face.align import affine_scale, inverse_alignment, transform_points
 
-        return masks.paste_masks(self.mask_mode, restored, affines, faces, face_size=self.face_size,
-                                 upscale=self.upscale, parser=self.parser)
+        s = self.face_size
+        if self.mask_mode == "parsing":
+            labels = masks.parse_face(self.parser, restored)
+            labels = labels[None] if labels.ndim == 2 else labels
+            return np.stack([masks.parsing_mask(lab, s) for lab in labels])
+        if self.mask_mode == "ellipse":
+            return np.stack([masks.ellipse_mask(transform_points(f.landmarks, a), s) for f, a in zip(faces, affines)])
+        return np.stack([masks.box_mask(s, scale=affine_scale(inverse_alignment(a, self.upscale)),
+                                        upscale=self.upscale) for a in affines])
 
     def paste(self, background: np.ndarray, restored: np.ndarray, affines: np.ndarray,
               masks: np.ndarray) -> np.ndarray:
@@ -146,16 +154,19 @@ class FaceRestorer:
         from .face.paste import paste_faces
 
         inverse = [inverse_alignment(a, upscale=self.upscale) for a in affines]
-        return paste_faces(background, list(restored), inverse, list(masks), visibility=self.visibility)
+        return paste_faces(background, list(restored), inverse, list(masks), visibility=self.visibility,
+                           upscale=self.upscale, inplace=True)
 
     # --- all of it ----------------------------------------------------------------------------
 
-    def restore(self, image: np.ndarray | Picture | str | Path, aligned: bool = False) -> RestoreResult:
+    def restore(self, image: np.ndarray | Picture | str | Path, aligned: bool = False,
+                faces: Sequence[Face] | None = None) -> RestoreResult:
         """Restore every chosen face of ``image`` (an array in any supported layout, or a file).
 
         ``aligned``: the image is already an aligned face crop (resized to the model's size if
-        needed); it is restored whole and no detection happens. A photo without a face comes
-        back unchanged (upscaled if asked) with ``num_detected == 0``; that is not an error.
+        needed); it is restored whole and no detection happens. ``faces``: restore these faces
+        (e.g. from an earlier :meth:`detect`) instead of detecting and choosing. A photo without a
+        face comes back unchanged (upscaled if asked) with ``num_detected == 0``; not an error.
         """
         if isinstance(image, (str, Path)):
             picture = read_picture(image, self.max_pixels)
@@ -167,19 +178,22 @@ class FaceRestorer:
         if aligned:
             return self._restore_aligned_image(picture)
 
-        found = self.detect(rgb8)
-        chosen = self.choose(found, rgb8.shape)
+        if faces is None:
+            found = self.detect(rgb8)
+            chosen = self.choose(found, rgb8.shape)
+        else:
+            found = chosen = list(faces)
         background = self._background(picture)
         if not chosen:
             return RestoreResult(picture.rebuild(background), num_detected=len(found))
 
         crops, affines = self.align(rgb8, chosen)
         restored = self.restore_crops(crops)
+        masks = self.masks_for(restored, affines, chosen)
         if self.colour_match:
             from .face.colour import match_colour
 
-            restored = np.stack([match_colour(r, c) for r, c in zip(restored, crops)])
-        masks = self.masks_for(crops, restored, affines, chosen)
+            restored = np.stack([match_colour(r, c, m) for r, c, m in zip(restored, crops, masks)])
         out = self.paste(background, restored, affines, masks)
         return RestoreResult(picture.rebuild(out), chosen, crops, restored, affines, masks, len(found), len(chosen))
 
