@@ -216,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.captureWarnings(True)  # library warnings (e.g. a detector fallback) read like the rest
     try:
         return args.func(args)
     except WeightsNotFoundError as exc:

@@ -7,7 +7,6 @@ passes them to its alignment. Its anchors sit at ``(j + 0.5) * step``, i.e. pixe
 """
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import warnings
@@ -24,7 +23,6 @@ from .types import Face
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger(__name__)
 
 # RetinaFace's anchor layout (facexlib's cfg_mnet / cfg_re50: identical for both backbones)
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
@@ -146,7 +144,6 @@ def load_detector(name: str = "retinaface_resnet50", device: str | torch.device 
     except WeightsNotFoundError as exc:
         message = (f"face detector {key}: its weights are missing ({str(exc).splitlines()[0]}); "
                    f"using the embedded RetinaFace MobileNet-0.25 detector instead")
-        log.warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
         return EmbeddedRetinaFace()
     return TorchRetinaFace(model, key)
