@@ -140,3 +140,37 @@ def test_files_in_odd_modes_are_read(tmp_path):
     assert pic.rgb.dtype == np.uint16 and np.array_equal(pic.rgb, img.astype(np.uint16) * 257)
     with pytest.raises(InvalidImageError, match="megapixels, over the limit"):
         read_picture(tmp_path / "deep.png", max_pixels=100_000)
+
+
+@pytest.mark.parametrize("mask", ["ellipse", "box"])
+def test_mask_modes_and_colour_matching(tiny_checkpoint, mask):
+    img = data.astronaut()
+    plain = FaceRestorer(tiny_checkpoint, detector="embedded", mask=mask).restore(img)
+    matched = FaceRestorer(tiny_checkpoint, detector="embedded", mask=mask, colour_match=True).restore(img)
+    assert plain.masks.shape == (1, 64, 64) and 0 <= plain.masks.min() and plain.masks.max() <= 1
+    region = changed(plain.image, img)
+    # colour matching pulls the pasted face's mean colour towards the original's
+    before = np.abs(plain.image[region].mean(0) - img[region].mean(0)).sum()
+    after = np.abs(matched.image[region].mean(0) - img[region].mean(0)).sum()
+    assert after < before / 2
+
+
+@pytest.mark.heavy
+def test_parsing_mask_with_a_registry_parser(tmp_path, monkeypatch, tiny_checkpoint):
+    """ParseNet found in a model folder (seeded random weights in the official layout)."""
+    import torch
+
+    from gfp_core.weights import build_architecture, get_spec
+
+    spec = get_spec("parsenet")
+    torch.manual_seed(0)
+    parser = build_architecture(spec.arch, spec.arch_kwargs)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    torch.save({"params": parser.state_dict()}, folder / spec.filename)
+    monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = FaceRestorer(tiny_checkpoint, detector="embedded", mask="parsing").restore(data.astronaut())
+    assert result.num_restored == 1 and result.masks.shape == (1, 64, 64)
+    assert 0 <= result.masks.min() and result.masks.max() <= 1
+    assert not changed(result.image, data.astronaut())[400:].any()
