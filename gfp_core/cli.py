@@ -103,6 +103,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         colour_match=args.colour_match, score_threshold=args.threshold, detect_max_side=args.detect_max_side,
         min_face_size=args.min_face_size, select=args.select,
         indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
+        background=args.bg_upsampler, background_tile=args.bg_tile,
         max_pixels=args.max_pixels, allow_unverified=args.allow_unverified)
     info = restorer.model.gfp_info
     detector = "none (aligned faces)" if args.aligned else restorer.detector.name
@@ -194,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", default="box", choices=["box", "ellipse", "parsing"], help="paste-back mask")
     p.add_argument("--parser", default="parsenet", choices=["parsenet", "bisenet"], help="for --mask parsing")
     p.add_argument("--colour-match", action="store_true", help="match the restored face's colours to the original")
+    p.add_argument("--bg-upsampler", default="lanczos",
+                   choices=["lanczos", "realesrgan_x2plus", "realesr_general_x4v3"],
+                   help="how the background is upscaled (Real-ESRGAN runs in tiles, also on CPU)")
+    p.add_argument("--bg-tile", type=int, default=400, help="Real-ESRGAN tile size in pixels (0 = whole image)")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: no detection")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--dtype", default="fp32", choices=DTYPE_NAMES)

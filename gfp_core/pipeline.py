@@ -56,7 +56,9 @@ class FaceRestorer:
     published model); ``visibility`` blends the pasted face with the original (0 = untouched).
     ``mask``: 'box' (the official feathered square), 'ellipse' (from landmarks) or 'parsing'
     (``parser``: parsenet or bisenet). ``select``/``indices``/``max_faces``: see
-    :func:`gfp_core.face.select.select_faces`. ``memory_budget_mb`` bounds one forward pass.
+    :func:`gfp_core.face.select.select_faces`. ``background``: 'lanczos' or a Real-ESRGAN model
+    (``realesrgan_x2plus``, ``realesr_general_x4v3``) run in tiles of ``background_tile`` pixels.
+    ``memory_budget_mb`` bounds one forward pass.
     """
 
     def __init__(self, model: str | Path = "v1.4", *, detector: str = "retinaface_resnet50",
@@ -65,6 +67,7 @@ class FaceRestorer:
                  parser: str = "parsenet", colour_match: bool = False, score_threshold: float | None = None,
                  detect_max_side: int = 1280, min_face_size: float = 0, min_eye_distance: float = 5,
                  select: str = "all", indices: Sequence[int] | None = None, max_faces: int | None = None,
+                 background: str = "lanczos", background_tile: int = 400,
                  memory_budget_mb: int = 2048, max_pixels: int = DEFAULT_MAX_PIXELS,
                  allow_unverified: bool | None = None, download: bool = True):
         from .weights import load_model
@@ -95,6 +98,13 @@ class FaceRestorer:
         self._detector = None
         self._parser_name = parser
         self._parser = None
+        self.background_upsampler = None
+        if background != "lanczos":
+            from .background import load_background_upsampler
+
+            self.background_upsampler = load_background_upsampler(
+                background, device=param.device, download=download, allow_unverified=allow_unverified,
+                tile=background_tile)
 
     @property
     def detector(self):
@@ -199,12 +209,12 @@ class FaceRestorer:
 
     def _background(self, picture: Picture) -> np.ndarray:
         """The colour image faces are pasted into: 8-bit stays uint8, 16-bit works in float32."""
+        from .background import upscale_background
+
         base = picture.rgb if picture.rgb.dtype == np.uint8 else picture.as_float()
-        if self.upscale == 1:
+        if self.upscale == 1 and self.background_upsampler is None:
             return base.copy()
-        h, w = base.shape[:2]
-        size = (int(round(w * self.upscale)), int(round(h * self.upscale)))
-        return cv2.resize(base, size, interpolation=cv2.INTER_LANCZOS4)
+        return upscale_background(base, self.upscale, self.background_upsampler)
 
     def _restore_aligned_image(self, picture: Picture) -> RestoreResult:
         crop = picture.rgb8

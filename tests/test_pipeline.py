@@ -174,3 +174,29 @@ def test_parsing_mask_with_a_registry_parser(tmp_path, monkeypatch, tiny_checkpo
     assert result.num_restored == 1 and result.masks.shape == (1, 64, 64)
     assert 0 <= result.masks.min() and result.masks.max() <= 1
     assert not changed(result.image, data.astronaut())[400:].any()
+
+
+def test_real_esrgan_background(tmp_path, monkeypatch, tiny_checkpoint):
+    """A Real-ESRGAN background (seeded random weights from a model folder) replaces Lanczos: away
+    from the face the output is the upsampler's, and the face is pasted on top."""
+    import torch
+
+    from gfp_core.background import load_background_upsampler
+    from gfp_core.weights import build_architecture, get_spec
+
+    spec = get_spec("realesr_general_x4v3")
+    torch.manual_seed(0)
+    net = build_architecture(spec.arch, spec.arch_kwargs)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    torch.save({"params": net.state_dict()}, folder / spec.filename)
+    monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    img = data.astronaut()
+    result = FaceRestorer(tiny_checkpoint, detector="embedded", upscale=2, background="realesr_general_x4v3",
+                          background_tile=200).restore(img)
+    expected = load_background_upsampler("realesr_general_x4v3", tile=200).upsample(img, 2)
+    assert result.image.shape == (1024, 1024, 3) and result.num_restored == 1
+    assert np.array_equal(result.image[800:], expected[800:])
+    lanczos = cv2.resize(img, (1024, 1024), interpolation=cv2.INTER_LANCZOS4)
+    assert not np.array_equal(result.image[800:], lanczos[800:])

@@ -2,6 +2,7 @@
 from .arcface import ResNetArcFace
 from .discriminators import FacialComponentDiscriminator, StyleGAN2Discriminator
 from .gfpgan import GFPGANv1, GFPGANv1Clean
+from .realesrgan import RRDBNet, SRVGGNetCompact
 from .sft import spatial_feature_transform
 
 __all__ = [
@@ -11,4 +12,6 @@ __all__ = [
     "StyleGAN2Discriminator",
     "FacialComponentDiscriminator",
     "ResNetArcFace",
+    "RRDBNet",
+    "SRVGGNetCompact",
 ]

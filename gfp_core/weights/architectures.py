@@ -66,6 +66,8 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "RetinaFace": _retinaface,
     "ParseNet": _facexlib("facexlib.parsing.parsenet", "ParseNet"),
     "BiSeNet": _facexlib("facexlib.parsing.bisenet", "BiSeNet"),
+    "RRDBNet": _from_archs("RRDBNet"),
+    "SRVGGNetCompact": _from_archs("SRVGGNetCompact"),
 }
 
 

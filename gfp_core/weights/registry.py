@@ -16,9 +16,11 @@ from ..errors import UnknownModelError
 
 GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases/download"
 FACEXLIB_RELEASES = "https://github.com/xinntao/facexlib/releases/download"
+REALESRGAN_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 
 GFPGAN_LICENSE = "Apache-2.0 (TencentARC/GFPGAN); trained on FFHQ (CC BY-NC-SA 4.0)"
 FACEXLIB_LICENSE = "MIT (xinntao/facexlib)"
+REALESRGAN_LICENSE = "BSD-3-Clause (xinntao/Real-ESRGAN)"
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class ModelSpec:
     """A known model. ``arch``/``arch_kwargs`` say how to build it; the rest says where its file is."""
 
     name: str
-    kind: str  # restoration | detection | parsing | recognition | training
+    kind: str  # restoration | detection | parsing | recognition | background | training
     arch: str
     filename: str
     url: str
@@ -119,6 +121,19 @@ MODELS: tuple[ModelSpec, ...] = (
         arch_kwargs={"block": "IRBlock", "layers": (2, 2, 2, 2), "use_se": False}, aliases=("arcface",),
         filename="arcface_resnet18.pth", url=f"{GFPGAN_RELEASES}/v0.1.0/arcface_resnet18.pth",
         license=GFPGAN_LICENSE, description="ArcFace ResNet-18 identity network (training identity loss)."),
+    ModelSpec(
+        name="realesrgan_x2plus", kind="background", arch="RRDBNet",
+        arch_kwargs={"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 23, "num_grow_ch": 32, "scale": 2},
+        aliases=("realesrgan",), filename="RealESRGAN_x2plus.pth",
+        url=f"{REALESRGAN_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth", license=REALESRGAN_LICENSE,
+        description="Real-ESRGAN x2 (RRDBNet): background upsampler of the official GFPGAN inference."),
+    ModelSpec(
+        name="realesr_general_x4v3", kind="background", arch="SRVGGNetCompact",
+        arch_kwargs={"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 32, "upscale": 4,
+                     "act_type": "prelu"},
+        aliases=("realesr-general-x4v3",), filename="realesr-general-x4v3.pth",
+        url=f"{REALESRGAN_RELEASES}/v0.2.5.0/realesr-general-x4v3.pth", license=REALESRGAN_LICENSE,
+        description="Real-ESRGAN general x4 v3 (compact VGG-style): a small, fast background upsampler."),
     ModelSpec(
         name="stylegan2_512_prior", kind="training", arch="StyleGAN2Generator",
         arch_kwargs={"out_size": 512, "num_style_feat": 512, "num_mlp": 8, "channel_multiplier": 1},
