@@ -13,7 +13,6 @@ is resized with Lanczos when ``outscale`` differs from the network's scale, as t
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import cv2

@@ -55,3 +55,19 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny") / "tiny_gfpgan.pth"
     torch.save({"params_ema": net.state_dict()}, path)
     return path
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch) -> Path:
+    """Offline, with no model folders but the test's own, an empty GFP_HOME and an empty Hugging
+    Face cache: what a fresh machine without internet looks like to the weights resolver."""
+    from gfp_core.weights import resolve as resolve_mod
+
+    monkeypatch.setenv("GFP_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GFP_MODEL_DIRS", raising=False)
+    monkeypatch.delenv("GFP_HUB_REPO", raising=False)
+    monkeypatch.delenv("GFP_ALLOW_UNVERIFIED", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(resolve_mod, "_extra_dirs", [])
+    return tmp_path

@@ -10,7 +10,6 @@ from gfp_core.background import (BackgroundUpsampler, lanczos, load_background_u
                                  upscale_background)
 from gfp_core.errors import InvalidImageError, UnknownModelError, WeightsNotFoundError
 from gfp_core.weights import add_model_dir, build_architecture, get_spec
-from gfp_core.weights import resolve as resolve_mod
 from official import load_official
 
 SMALL_RRDB = dict(num_feat=16, num_block=2, num_grow_ch=8)
@@ -155,17 +154,6 @@ def test_lanczos_and_shared_interface(photo):
 
 
 # --- registry and loading -------------------------------------------------------------------
-
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """No model folders but the test's own, an empty GFP_HOME and Hugging Face cache, offline."""
-    monkeypatch.setenv("GFP_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("GFP_MODEL_DIRS", raising=False)
-    monkeypatch.delenv("GFP_HUB_REPO", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(resolve_mod, "_extra_dirs", [])
-    return tmp_path
 
 
 def test_registry_entries():

@@ -18,7 +18,6 @@ from gfp_core.face.detection import (EmbeddedRetinaFace, FaceDetector, RawDetect
                                      load_detector)
 from gfp_core.face.types import Face
 from gfp_core.weights import add_model_dir
-from gfp_core.weights import resolve as resolve_mod
 
 #: how far (pixels) a detected landmark may be from the point measured by eye
 TOLERANCE = 6.0
@@ -231,17 +230,6 @@ def test_nms_matches_torchvision():
 
 
 # --- facexlib's RetinaFace through the weights registry -------------------------------------------
-
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """Only the test's own model folders, an empty GFP_HOME and Hugging Face cache, offline."""
-    monkeypatch.setenv("GFP_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("GFP_MODEL_DIRS", raising=False)
-    monkeypatch.delenv("GFP_HUB_REPO", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(resolve_mod, "_extra_dirs", [])
-    return tmp_path
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,8 @@ def test_sample_photos_end_to_end_with_a_full_size_random_model(tmp_path):
     result = run_restore(str(sample), str(tmp_path / "t1.jpg"), "-m", str(weights), "-o", str(out),
                          tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "using the embedded RetinaFace MobileNet-0.25 detector" in result.stderr  # the ResNet-50 weights are not here: fallback, said
+    # the ResNet-50 weights are not here: the fallback happens, and is said
+    assert "using the embedded RetinaFace MobileNet-0.25 detector" in result.stderr
     assert "2 images restored (7 faces, 0 without a face)" in result.stderr
     t1_in = np.asarray(Image.open(t1))
     t1_out = np.asarray(Image.open(out / "restored_imgs" / "t1.jpg"))

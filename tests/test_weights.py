@@ -24,18 +24,6 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """No model folders but the test's own, an empty GFP_HOME and an empty Hugging Face cache."""
-    monkeypatch.setenv("GFP_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("GFP_MODEL_DIRS", raising=False)
-    monkeypatch.delenv("GFP_HUB_REPO", raising=False)
-    monkeypatch.delenv("GFP_ALLOW_UNVERIFIED", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(resolve_mod, "_extra_dirs", [])
-    return tmp_path
-
 
 # --- registry -------------------------------------------------------------------------------
 
