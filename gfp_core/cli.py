@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -221,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    logging.captureWarnings(True)  # library warnings (e.g. a detector fallback) read like the rest
+    # library warnings (e.g. a detector fallback) read like the rest: one line, no source excerpt
+    logging.captureWarnings(True)
+    warnings.formatwarning = lambda message, *_args, **_kwargs: str(message)
     try:
         return args.func(args)
     except WeightsNotFoundError as exc:

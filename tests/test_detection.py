@@ -278,7 +278,7 @@ def test_torch_retinaface_loads_official_layout_and_detects(isolated, monkeypatc
 
 
 def test_missing_weights_offline_fall_back_to_embedded(isolated):
-    with pytest.warns(RuntimeWarning, match=r"detection_Resnet50_Final\.pth.*embedded RetinaFace MobileNet-0\.25"):
+    with pytest.warns(RuntimeWarning, match=r"detection_Resnet50_Final\.pth.*embedded RetinaFace MobileNet-0\.25 face detector"):
         detector = load_detector("retinaface_resnet50")
     assert isinstance(detector, EmbeddedRetinaFace)
     assert len(detect_faces(detector, skimage.data.astronaut())) == 1

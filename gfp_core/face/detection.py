@@ -142,8 +142,8 @@ def load_detector(name: str = "retinaface_resnet50", device: str | torch.device 
         model = load_model(key, device=device, download=download, allow_unverified=allow_unverified,
                            progress=False)
     except WeightsNotFoundError as exc:
-        message = (f"face detector {key}: its weights are missing ({str(exc).splitlines()[0]}); "
-                   f"using the embedded RetinaFace MobileNet-0.25 detector instead")
+        reason = str(exc).splitlines()[0].split(". Put ")[0]
+        message = f"{reason}; using the embedded RetinaFace MobileNet-0.25 face detector instead"
         warnings.warn(message, RuntimeWarning, stacklevel=2)
         return EmbeddedRetinaFace()
     return TorchRetinaFace(model, key)
