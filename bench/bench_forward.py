@@ -461,13 +461,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def setup_torch(args: argparse.Namespace) -> torch.device:
+    """Apply --threads and check that the requested --device exists."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")
+    return device
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = setup_torch(args)
 
     if args.memory_worker:
         impl = IMPLS_BY_KEY[args.memory_worker]
