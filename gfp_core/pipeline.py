@@ -21,7 +21,6 @@ from .restore import restore_aligned
 
 log = logging.getLogger(__name__)
 
-MASK_MODES = ("box", "ellipse", "parsing")
 #: peak extra memory of one 512×512 face in an fp32 forward pass (measured: bench/bench_forward.py)
 FACE_FORWARD_MIB = 600
 
@@ -72,6 +71,8 @@ class FaceRestorer:
                  memory_budget_mb: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  allow_unverified: bool | None = None, download: bool = True):
         from .weights import load_model
+
+        from .face.masks import MASK_MODES
 
         if mask not in MASK_MODES:
             raise ValueError(f"unknown mask mode {mask!r}; use one of {', '.join(MASK_MODES)}")
@@ -155,18 +156,10 @@ class FaceRestorer:
 
     def masks_for(self, restored: np.ndarray, affines: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """Paste masks in crop space, one per face."""
-        from .face import masks
-        from .face.align import affine_scale, inverse_alignment, transform_points
+        from .face.masks import face_masks
 
-        s = self.face_size
-        if self.mask_mode == "parsing":
-            labels = masks.parse_face(self.parser, restored)
-            labels = labels[None] if labels.ndim == 2 else labels
-            return np.stack([masks.parsing_mask(lab, s) for lab in labels])
-        if self.mask_mode == "ellipse":
-            return np.stack([masks.ellipse_mask(transform_points(f.landmarks, a), s) for f, a in zip(faces, affines)])
-        return np.stack([masks.box_mask(s, scale=affine_scale(inverse_alignment(a, self.upscale)),
-                                        upscale=self.upscale) for a in affines])
+        return face_masks(self.mask_mode, faces, affines, restored, face_size=self.face_size,
+                          upscale=self.upscale, parser=self.parser)
 
     def paste(self, background: np.ndarray, restored: np.ndarray, affines: np.ndarray,
               masks: np.ndarray) -> np.ndarray:

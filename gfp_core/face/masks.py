@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Sequence
 
 import cv2
 import numpy as np
@@ -184,3 +184,41 @@ def parse_face(model: nn.Module, crops: np.ndarray, kind: ParserKind | None = No
     if kind == "bisenet":
         out = _BISENET_TO_PARSENET[out]
     return out[0] if single else out
+
+
+# --- per-face masks for a mode --------------------------------------------------------------------
+
+MASK_MODES = ("box", "ellipse", "parsing")
+
+
+def feather_mask(mask: np.ndarray, amount: float) -> np.ndarray:
+    """Soften a crop mask's edge: a Gaussian blur of ``amount`` × crop size / 8 (0 = unchanged)."""
+    if amount <= 0:
+        return mask
+    sigma = amount * mask.shape[0] / 8
+    return cv2.GaussianBlur(mask, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_CONSTANT)
+
+
+def face_masks(mode: str, faces: Sequence, affines: np.ndarray, restored: np.ndarray, *, face_size: int,
+               upscale: float = 1.0, parser: nn.Module | None = None, feather: float = 0.0) -> np.ndarray:
+    """One crop-space paste mask per face, ``[N, S, S]``: 'box' (the official feathered square, sized for
+    each face's scale), 'ellipse' (from the face's landmarks), or 'parsing' (``parser`` run on the
+    restored crops). ``feather`` softens the edge further."""
+    from .align import affine_scale, inverse_alignment, transform_points
+
+    if mode == "parsing":
+        if parser is None:
+            raise GFPError("the 'parsing' mask needs a face-parsing model (parsenet or bisenet)")
+        labels = parse_face(parser, restored)
+        labels = labels[None] if labels.ndim == 2 else labels
+        masks = [parsing_mask(lab, face_size) for lab in labels]
+    elif mode == "ellipse":
+        masks = [ellipse_mask(transform_points(f.landmarks, a), face_size) for f, a in zip(faces, affines)]
+    elif mode == "box":
+        masks = [box_mask(face_size, scale=affine_scale(inverse_alignment(a, upscale)), upscale=upscale)
+                 for a in affines]
+    else:
+        raise GFPError(f"unknown mask mode {mode!r}; use one of {', '.join(MASK_MODES)}")
+    if not masks:
+        return np.zeros((0, face_size, face_size), np.float32)
+    return np.stack([feather_mask(m, feather) for m in masks])
