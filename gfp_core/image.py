@@ -212,3 +212,21 @@ def tensor_to_faces(t: torch.Tensor) -> np.ndarray:
     """``[N,3,H,W]`` in [-1, 1] → RGB uint8 ``[N,H,W,3]``, rounded like the official code."""
     t = (t.detach().float().clamp(-1, 1) + 1) / 2
     return (t * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def batch_to_uint8(batch: torch.Tensor) -> np.ndarray:
+    """``[B, H, W, C]`` float in [0, 1] (ComfyUI's IMAGE layout) → uint8 ``[B, H, W, 3]`` RGB."""
+    if batch.ndim != 4 or batch.shape[-1] not in (1, 3, 4):
+        raise InvalidImageError(f"expected an image batch [B, H, W, C] with C = 1, 3 or 4, got {list(batch.shape)}")
+    arr = batch.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    if arr.shape[-1] == 1:
+        return np.repeat(arr, 3, axis=-1)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def uint8_to_batch(images: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """uint8 (or float [0, 1]) RGB images of one size → ``[B, H, W, 3]`` float32 in [0, 1]."""
+    arr = np.stack(list(images)) if isinstance(images, list) else np.asarray(images)
+    if arr.dtype == np.uint8:
+        return torch.from_numpy(arr.astype(np.float32) / 255.0)
+    return torch.from_numpy(np.clip(arr, 0, 1).astype(np.float32))

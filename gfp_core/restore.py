@@ -1,7 +1,7 @@
 """Restoring aligned face crops with a GFPGAN model, in batches."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -18,8 +18,12 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
 
 @torch.inference_mode()
 def restore_aligned(model: nn.Module, faces: np.ndarray, fidelity: float = 1.0, batch_size: int = 4,
-                    randomize_noise: bool = False) -> np.ndarray:
-    """Restore aligned RGB crops ``[N,S,S,3]`` (S = the model's size, 512) → uint8 ``[N,S,S,3]``."""
+                    randomize_noise: bool = False, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Restore aligned RGB crops ``[N,S,S,3]`` (S = the model's size, 512) → uint8 ``[N,S,S,3]``.
+
+    ``on_batch(n)`` is called after each forward pass of ``n`` faces (progress bars; raising in it
+    stops the remaining work, which is how a host application interrupts).
+    """
     faces = np.asarray(faces)
     if faces.ndim == 3:
         faces = faces[None]
@@ -32,4 +36,6 @@ def restore_aligned(model: nn.Module, faces: np.ndarray, fidelity: float = 1.0, 
         x = faces_to_tensor(faces[part], device=param.device, dtype=param.dtype)
         restored, _ = model(x, return_rgb=False, randomize_noise=randomize_noise, fidelity=fidelity)
         out[part] = tensor_to_faces(restored)
+        if on_batch is not None:
+            on_batch(part.stop - part.start)
     return out

@@ -1,3 +1,25 @@
 """ComfyUI nodes: thin adapters that convert IMAGE/MASK tensors and call gfp_core stages."""
-NODE_CLASS_MAPPINGS: dict[str, type] = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+from . import host
+from .faces import GFPGANCropFaces, GFPGANDetectFaces, GFPGANPasteFaces, GFPGANRestoreCrops, GFPGANRestoreFaces
+from .loaders import GFPGANFaceDetectorLoader, GFPGANModelLoader
+
+host.register_model_folders()
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {
+    "GFPGANModelLoader": GFPGANModelLoader,
+    "GFPGANFaceDetectorLoader": GFPGANFaceDetectorLoader,
+    "GFPGANDetectFaces": GFPGANDetectFaces,
+    "GFPGANCropFaces": GFPGANCropFaces,
+    "GFPGANRestoreCrops": GFPGANRestoreCrops,
+    "GFPGANPasteFaces": GFPGANPasteFaces,
+    "GFPGANRestoreFaces": GFPGANRestoreFaces,
+}
+NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
+    "GFPGANModelLoader": "Load GFPGAN Model",
+    "GFPGANFaceDetectorLoader": "Load Face Detector",
+    "GFPGANDetectFaces": "Detect Faces",
+    "GFPGANCropFaces": "Crop Faces",
+    "GFPGANRestoreCrops": "Restore Faces",
+    "GFPGANPasteFaces": "Paste Faces",
+    "GFPGANRestoreFaces": "GFPGAN Restore Faces",
+}
