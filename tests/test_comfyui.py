@@ -1,0 +1,321 @@
+"""The node pack inside a real ComfyUI server (tests/comfy_server.py), driven over HTTP the way the
+frontend drives it: the pack imports from custom_nodes/, its nodes are listed with the right
+interface, and graphs of them run on a real photo."""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from comfy_server import ComfyError, fill_inputs, input_spec
+
+pytestmark = pytest.mark.heavy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: node class -> its output types (what the nodes promise to workflows)
+EXPECTED_OUTPUTS = {
+    "GFPGANModelLoader": ("GFPGAN_MODEL",),
+    "GFPGANFaceDetectorLoader": ("FACE_DETECTOR",),
+    "GFPGANDetectFaces": ("FACES", "MASK", "IMAGE"),
+    "GFPGANCropFaces": ("IMAGE",),
+    "GFPGANRestoreCrops": ("IMAGE",),
+    "GFPGANPasteFaces": ("IMAGE", "MASK"),
+    "GFPGANRestoreFaces": ("IMAGE", "MASK", "IMAGE"),
+}
+#: node class -> types it must take as (linked) inputs
+EXPECTED_INPUT_TYPES = {
+    "GFPGANModelLoader": set(),
+    "GFPGANFaceDetectorLoader": set(),
+    "GFPGANDetectFaces": {"IMAGE", "FACE_DETECTOR"},
+    "GFPGANCropFaces": {"FACES"},
+    "GFPGANRestoreCrops": {"GFPGAN_MODEL", "IMAGE"},
+    "GFPGANPasteFaces": {"IMAGE", "FACES"},
+    "GFPGANRestoreFaces": {"GFPGAN_MODEL", "IMAGE"},
+}
+#: node class -> input names that saved workflows refer to
+EXPECTED_INPUT_NAMES = {
+    "GFPGANModelLoader": {"model_name", "device"},
+    "GFPGANFaceDetectorLoader": {"detector", "device"},
+}
+WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
+LINK_TYPES = {"IMAGE", "MASK", "GFPGAN_MODEL", "FACE_DETECTOR", "FACES"}
+WIDGET_TYPES = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}
+
+
+def pack_mappings() -> tuple[dict, dict]:
+    """The pack's mappings, imported the way ComfyUI imports it (a package named after its folder)."""
+    spec = importlib.util.spec_from_file_location("gfp_pack_for_comfy_test", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        return dict(module.NODE_CLASS_MAPPINGS), dict(module.NODE_DISPLAY_NAME_MAPPINGS)
+    finally:
+        for name in [n for n in sys.modules if n == spec.name or n.startswith(spec.name + ".")]:
+            sys.modules.pop(name, None)
+
+
+def png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode(blob: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(blob)))
+
+
+@pytest.fixture(scope="module")
+def astronaut(comfy, tmp_path_factory) -> tuple[str, np.ndarray]:
+    """skimage's astronaut (public domain, one face) uploaded to the server: (LoadImage name, pixels)."""
+    img = data.astronaut()
+    path = tmp_path_factory.mktemp("upload") / "astronaut.png"
+    path.write_bytes(png(img))
+    return comfy.upload_image(path), img
+
+
+@pytest.fixture(scope="module")
+def tiny_model(comfy, tiny_checkpoint) -> str:
+    """The small random-weight GFPGAN, placed in the server's models/facerestore_models."""
+    dest = comfy.models_dir / "facerestore_models" / tiny_checkpoint.name
+    shutil.copy(tiny_checkpoint, dest)
+    return dest.name
+
+
+@pytest.fixture(scope="module")
+def full_size_model(comfy) -> str:
+    """A random-weight GFPGANv1Clean with 512 px crops (narrow, so small and quick), in the server's
+    models/facerestore_models: the crop size that the stage nodes use by default."""
+    import torch
+
+    from gfp_core.archs import GFPGANv1Clean
+
+    torch.manual_seed(5)
+    net = GFPGANv1Clean(out_size=512, narrow=0.25)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith("stylegan_decoder.") and name.endswith(".weight") and p.numel() == 1:
+                p.fill_(0.25)  # non-zero noise strengths, as in a trained model
+    dest = comfy.models_dir / "facerestore_models" / "narrow512_gfpgan.pth"
+    torch.save({"params_ema": net.state_dict()}, dest)
+    return dest.name
+
+
+# ------------------------------------------------------------------------------------ the server
+def test_server_starts_with_the_pack_imported(comfy):
+    log = comfy.log()
+    pack_lines = [line for line in log.splitlines() if str(comfy.pack_dir) in line]
+    assert any("seconds" in line for line in pack_lines), f"the pack was not loaded:\n{comfy.log_tail()}"
+    assert not [line for line in pack_lines if "IMPORT FAILED" in line or "Cannot import" in line], log
+    assert "Unable to parse pyproject.toml" not in log  # ComfyUI reads our [tool.comfy] table
+    assert comfy.startup_s < 90, f"ComfyUI took {comfy.startup_s:.0f} s to start"
+
+    info = comfy.object_info()
+    assert "LoadImage" in info and "SaveImage" in info
+    ours, display_names = pack_mappings()
+    missing = sorted((set(ours) | set(EXPECTED_OUTPUTS)) - set(info))
+    assert not missing, f"node classes not in /object_info: {missing}\n{comfy.log_tail()}"
+    for name in ours:
+        assert info[name]["python_module"] == f"custom_nodes.{comfy.pack_name}"  # ours, not a namesake
+        if name in display_names:
+            assert info[name]["display_name"] == display_names[name]
+
+
+@pytest.mark.parametrize("node", sorted(EXPECTED_OUTPUTS))
+def test_node_interface(comfy, node):
+    info = comfy.object_info(node)
+    assert tuple(info["output"]) == EXPECTED_OUTPUTS[node]
+    assert len(info["output_name"]) == len(info["output"])
+    inputs = input_spec(info)
+    assert EXPECTED_INPUT_NAMES.get(node, set()) <= set(inputs), sorted(inputs)
+    link_types = {kind for kind, _ in inputs.values() if isinstance(kind, str) and kind in LINK_TYPES}
+    assert EXPECTED_INPUT_TYPES[node] <= link_types, inputs
+    for name, (kind, options) in inputs.items():
+        assert isinstance(kind, list) or kind in LINK_TYPES | WIDGET_TYPES, f"{node}.{name}: unexpected type {kind}"
+        if isinstance(kind, list):
+            assert kind, f"{node}.{name}: a combo without choices cannot be used"
+            assert options.get("default", kind[0]) in kind, f"{node}.{name}: default not among the choices"
+    assert info["category"].startswith("GFPGAN")
+
+
+def test_every_custom_type_is_consumed(comfy):
+    """Each GFPGAN_MODEL / FACE_DETECTOR / FACES output can be plugged into some node of the pack."""
+    info = comfy.object_info()
+    produced = {t for n in EXPECTED_OUTPUTS if n in info for t in info[n]["output"]} - {"IMAGE", "MASK"}
+    consumed = {kind for n in EXPECTED_OUTPUTS if n in info for kind, _ in input_spec(info[n]).values()
+                if isinstance(kind, str)}
+    assert produced and produced <= consumed, (produced, consumed)
+
+
+# ------------------------------------------------------------------------------ the HTTP harness
+def test_builtin_graph_runs_through_queue_wait_view(comfy, astronaut):
+    name, img = astronaut
+    graph = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "harness/invert"}},
+    }
+    entry = comfy.run(graph, timeout=60)
+    [blob] = comfy.output_images(entry, "3")
+    out = decode(blob)
+    assert out.shape == img.shape
+    assert np.abs(out.astype(int) - (255 - img.astype(int))).max() <= 1
+    assert decode(comfy.view(name, type="input")).shape == img.shape  # the upload itself
+
+
+def test_invalid_graph_is_reported(comfy):
+    with pytest.raises(ComfyError, match="no_such_file.png|not found|Invalid image"):
+        comfy.queue_prompt({"1": {"class_type": "LoadImage", "inputs": {"image": "no_such_file.png"}},
+                            "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}})
+
+
+# ------------------------------------------------------------------------------------- the nodes
+def loaders(comfy, model_name: str) -> dict:
+    return {
+        "model": node(comfy, "GFPGANModelLoader", {}, {"model_name": model_name, "device": "cpu"}),
+        "detector": node(comfy, "GFPGANFaceDetectorLoader", {}, {"detector": "embedded", "device": "cpu"}),
+    }
+
+
+def node(comfy, class_type: str, links: dict, values: dict | None = None) -> dict:
+    """An API-format node whose inputs are linked by type, with widget defaults for the rest (and the
+    embedded detector wherever a detector can be chosen: nothing can be downloaded here)."""
+    info = comfy.object_info(class_type)
+    values = dict(values or {})
+    for name, (kind, _) in input_spec(info).items():
+        if isinstance(kind, list) and "embedded" in kind and name not in values:
+            values[name] = "embedded"
+    return {"class_type": class_type, "inputs": fill_inputs(info, links, values)}
+
+
+def save(source: list, prefix: str) -> dict:
+    return {"class_type": "SaveImage", "inputs": {"images": source, "filename_prefix": prefix}}
+
+
+def save_mask(graph: dict, node_id: str, source: list, prefix: str) -> None:
+    graph[node_id + "_img"] = {"class_type": "MaskToImage", "inputs": {"mask": source}}
+    graph[node_id] = save([node_id + "_img", 0], prefix)
+
+
+def check_restored(out: np.ndarray, img: np.ndarray) -> None:
+    """The face changed (random weights), the suit and the shuttle did not."""
+    assert out.shape == img.shape
+    diff = np.abs(out.astype(int) - img.astype(int)).max(axis=-1)
+    assert (diff[:300, 100:350] > 8).sum() > 2000, "the face was not restored"
+    assert diff[400:].max() <= 1 and diff[:, 400:].max() <= 1, "pixels away from the face changed"
+
+
+def test_model_file_is_listed_by_the_loader(comfy, tiny_model):
+    choices = input_spec(comfy.object_info("GFPGANModelLoader"))["model_name"][0]
+    assert tiny_model in choices
+
+
+def test_restore_faces_end_to_end(comfy, astronaut, tiny_model):
+    name, img = astronaut
+    graph = {"image": {"class_type": "LoadImage", "inputs": {"image": name}}, **loaders(comfy, tiny_model)}
+    graph["restore"] = node(comfy, "GFPGANRestoreFaces", {"IMAGE": ["image", 0], "GFPGAN_MODEL": ["model", 0],
+                                                          "FACE_DETECTOR": ["detector", 0]})
+    graph["save"] = save(["restore", 0], "e2e/restored")
+    save_mask(graph, "save_mask", ["restore", 1], "e2e/mask")
+    graph["save_faces"] = save(["restore", 2], "e2e/faces")
+    entry = comfy.run(graph, timeout=120)
+
+    [out] = [decode(b) for b in comfy.output_images(entry, "save")]
+    check_restored(out, img)
+    [mask] = [decode(b) for b in comfy.output_images(entry, "save_mask")]
+    mask = mask if mask.ndim == 2 else mask[..., 0]
+    assert mask.shape == img.shape[:2]
+    assert mask[:300, 100:350].max() > 200 and mask[400:].max() == 0 and mask[:, 400:].max() == 0
+    faces = [decode(b) for b in comfy.output_images(entry, "save_faces")]
+    assert len(faces) >= 1 and faces[0].ndim == 3 and faces[0].shape[0] == faces[0].shape[1]
+
+
+def test_stage_nodes_match_the_all_in_one_node(comfy, astronaut, full_size_model):
+    """Detect → crop → restore crops → paste gives what GFPGANRestoreFaces gives (with a 512 px model,
+    the stages' default crop size: with other sizes the crops are resampled once more)."""
+    name, img = astronaut
+    graph = {"image": {"class_type": "LoadImage", "inputs": {"image": name}}, **loaders(comfy, full_size_model)}
+    image, model, detector = ["image", 0], ["model", 0], ["detector", 0]
+    graph["detect"] = node(comfy, "GFPGANDetectFaces", {"IMAGE": image, "FACE_DETECTOR": detector})
+    faces = ["detect", 0]
+    graph["crop"] = node(comfy, "GFPGANCropFaces", {"FACES": faces, "IMAGE": image})
+    graph["restore_crops"] = node(comfy, "GFPGANRestoreCrops", {"IMAGE": ["crop", 0], "GFPGAN_MODEL": model})
+
+    # the paste node takes two images: the picture and the restored crops
+    paste_info = comfy.object_info("GFPGANPasteFaces")
+    image_inputs = [n for n, (kind, _) in input_spec(paste_info).items() if kind == "IMAGE"]
+    crop_inputs = [n for n in image_inputs if any(w in n.lower() for w in ("crop", "face", "restored"))]
+    assert len(image_inputs) == 2 and len(crop_inputs) == 1, f"which IMAGE input is which? {image_inputs}"
+    values = {crop_inputs[0]: ["restore_crops", 0]}
+    values.update({n: image for n in image_inputs if n not in crop_inputs})
+    graph["paste"] = node(comfy, "GFPGANPasteFaces", {"FACES": faces}, values)
+    graph["save_paste"] = save(["paste", 0], "stages/pasted")
+    graph["save_crops"] = save(["crop", 0], "stages/crops")
+    save_mask(graph, "save_detect_mask", ["detect", 1], "stages/detect_mask")
+    graph["all_in_one"] = node(comfy, "GFPGANRestoreFaces", {"IMAGE": image, "GFPGAN_MODEL": model,
+                                                             "FACE_DETECTOR": detector})
+    graph["save_all"] = save(["all_in_one", 0], "stages/all_in_one")
+    entry = comfy.run(graph, timeout=120)
+
+    [pasted] = [decode(b) for b in comfy.output_images(entry, "save_paste")]
+    [all_in_one] = [decode(b) for b in comfy.output_images(entry, "save_all")]
+    check_restored(pasted, img)
+    assert np.abs(pasted.astype(int) - all_in_one.astype(int)).max() <= 2
+    crops = [decode(b) for b in comfy.output_images(entry, "save_crops")]
+    assert len(crops) == 1 and crops[0].shape == (512, 512, 3)  # one face, aligned crop
+    [mask] = [decode(b) for b in comfy.output_images(entry, "save_detect_mask")]
+    mask = mask if mask.ndim == 2 else mask[..., 0]
+    assert mask.shape == img.shape[:2] and mask[:300, 100:350].max() > 0 and mask[400:].max() == 0
+
+
+def test_node_errors_reach_the_user(comfy, astronaut):
+    """A known model that is not on disk, offline: the run fails with the library's message, not a hang."""
+    choices = input_spec(comfy.object_info("GFPGANModelLoader"))["model_name"][0]
+    known = [c for c in choices if not Path(c).suffix and not (comfy.models_dir / "facerestore_models" / c).exists()]
+    if not known:
+        pytest.skip("the loader lists no registry model that could be missing")
+    name, _ = astronaut
+    graph = {"image": {"class_type": "LoadImage", "inputs": {"image": name}}, **loaders(comfy, known[0])}
+    graph["restore"] = node(comfy, "GFPGANRestoreFaces", {"IMAGE": ["image", 0], "GFPGAN_MODEL": ["model", 0],
+                                                          "FACE_DETECTOR": ["detector", 0]})
+    graph["save"] = {"class_type": "PreviewImage", "inputs": {"images": ["restore", 0]}}
+    with pytest.raises(ComfyError, match="GFPGANModelLoader") as err:
+        comfy.run(graph, timeout=120)
+    assert "offline" in str(err.value).lower() or "HF_HUB_OFFLINE" in str(err.value)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_example_workflow_runs(comfy, astronaut, full_size_model, path):
+    """The shipped example workflows run as they are (with our photo and model file), and ComfyUI
+    serves them as the pack's workflow templates."""
+    name, img = astronaut
+    graph = json.loads(path.read_text())
+    for item in graph.values():
+        if item["class_type"] == "LoadImage":
+            item["inputs"]["image"] = name
+        elif item["class_type"] == "GFPGANModelLoader":
+            item["inputs"]["model_name"] = full_size_model
+    entry = comfy.run(graph, timeout=180)
+
+    saved = {nid: item for nid, item in graph.items() if item["class_type"] == "SaveImage"}
+    assert saved
+    for nid, item in saved.items():
+        images = [decode(b) for b in comfy.output_images(entry, nid)]
+        assert images, f"SaveImage {nid} wrote nothing"
+        source_id, index = item["inputs"]["images"]
+        if graph[source_id]["class_type"] in ("GFPGANPasteFaces", "GFPGANRestoreFaces") and index == 0:
+            check_restored(images[0], img)
+
+    assert path.stem in comfy.get("/workflow_templates").json().get(comfy.pack_name, [])
+    served = comfy.get(f"/api/workflow_templates/{comfy.pack_name}/{path.name}").content
+    assert json.loads(served) == json.loads(path.read_text())
