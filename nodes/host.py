@@ -22,12 +22,13 @@ def register_model_folders() -> None:
         import folder_paths
     except ImportError:
         return
-    for name in (RESTORE_FOLDER, DETECTION_FOLDER):
+    kinds = {RESTORE_FOLDER: ("restoration", "parsing", "background"), DETECTION_FOLDER: ("detection",)}
+    for name, folder_kinds in kinds.items():
         path = os.path.join(folder_paths.models_dir, name)
         if name not in folder_paths.folder_names_and_paths:
             folder_paths.add_model_folder_path(name, path)
         for folder in folder_paths.get_folder_paths(name):
-            add_model_dir(folder)
+            add_model_dir(folder, kinds=folder_kinds)
 
 
 def model_files(folder: str) -> list[str]:

@@ -328,3 +328,14 @@ def test_fp16_weights_keep_their_dtype(tmp_path, tiny_checkpoint):
     src = write_state_dict(half, tmp_path / "half.pth")
     st = convert_checkpoint(src, tmp_path / "half.safetensors")
     assert all(v.dtype == half[k].dtype and torch.equal(v, half[k]) for k, v in read_state_dict(st).items())
+
+
+def test_model_folder_limited_to_kinds(isolated, tiny_checkpoint):
+    detection = isolated / "facedetection"
+    detection.mkdir()
+    (detection / "GFPGANv1.pth").write_bytes(tiny_checkpoint.read_bytes())
+    add_model_dir(detection, kinds=["detection"])
+    with pytest.raises(WeightsNotFoundError) as err:
+        resolve_weights("v1")  # a restoration model is not looked for among detectors
+    assert str(detection) not in str(err.value)
+    assert str(detection) in str(pytest.raises(WeightsNotFoundError, resolve_weights, "retinaface_resnet50").value)

@@ -16,6 +16,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import ChecksumMismatchError, WeightsNotFoundError
 from .registry import ModelSpec, get_spec
@@ -23,7 +24,7 @@ from .registry import ModelSpec, get_spec
 log = logging.getLogger(__name__)
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
-_extra_dirs: list[Path] = []
+_extra_dirs: list[tuple[Path, frozenset[str] | None]] = []  # (folder, model kinds it holds; None = any)
 _sha_cache: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: hash a file once
 
 
@@ -55,17 +56,20 @@ def default_model_dir() -> Path:
     return home_dir() / "models"
 
 
-def add_model_dir(path: str | Path) -> None:
-    """Search ``path`` for weights before the environment's and the default folders."""
-    p = Path(path).expanduser()
-    if p not in _extra_dirs:
-        _extra_dirs.append(p)
+def add_model_dir(path: str | Path, kinds: Sequence[str] | None = None) -> None:
+    """Search ``path`` for weights before the environment's and the default folders; ``kinds``
+    (e.g. ``["detection"]``) limits it to those registry kinds."""
+    entry = (Path(path).expanduser(), frozenset(kinds) if kinds else None)
+    if entry not in _extra_dirs:
+        _extra_dirs.append(entry)
 
 
-def model_dirs() -> list[Path]:
+def model_dirs(spec: ModelSpec | None = None) -> list[Path]:
+    """Folders searched, in order; with ``spec``, only those that may hold its kind of model."""
     env = [Path(p).expanduser() for p in os.environ.get("GFP_MODEL_DIRS", "").split(os.pathsep) if p.strip()]
+    extra = [d for d, kinds in _extra_dirs if spec is None or kinds is None or spec.kind in kinds]
     dirs: list[Path] = []
-    for d in (*_extra_dirs, *env, default_model_dir()):
+    for d in (*extra, *env, default_model_dir()):
         if d not in dirs:
             dirs.append(d)
     return dirs
@@ -106,7 +110,7 @@ def _looks_like_path(ref: str) -> bool:
 
 
 def _find_in_folders(spec: ModelSpec) -> Path | None:
-    for d in model_dirs():
+    for d in model_dirs(spec):
         candidate = d / spec.filename
         if candidate.is_file():
             return candidate
@@ -187,7 +191,7 @@ def _download_url(spec: ModelSpec, progress: bool) -> Path:
 
 
 def _where_to_put(spec: ModelSpec) -> str:
-    dirs = "\n    ".join(str(d) for d in model_dirs())
+    dirs = "\n    ".join(str(d) for d in model_dirs(spec))
     hubs = "".join(f"\n    {h}" for h in spec.hub_sources())
     return (f"Put {spec.filename} (from {spec.url}) into one of these folders:\n    {dirs}\n"
             f"(add folders with GFP_MODEL_DIRS), or pass its path directly."
