@@ -319,3 +319,54 @@ def test_example_workflow_runs(comfy, astronaut, full_size_model, path):
     assert path.stem in comfy.get("/workflow_templates").json().get(comfy.pack_name, [])
     served = comfy.get(f"/api/workflow_templates/{comfy.pack_name}/{path.name}").content
     assert json.loads(served) == json.loads(path.read_text())
+
+
+def test_bad_input_in_a_graph_fails_clearly_and_the_server_goes_on(comfy, astronaut, tiny_model):
+    name, img = astronaut
+    base = {"image": {"class_type": "LoadImage", "inputs": {"image": name}}, **loaders(comfy, tiny_model)}
+
+    out_of_range = dict(base)
+    out_of_range["restore"] = node(comfy, "GFPGANRestoreFaces", {"IMAGE": ["image", 0], "GFPGAN_MODEL": ["model", 0],
+                                                                 "FACE_DETECTOR": ["detector", 0]},
+                                   {"select": "indices", "indices": "3"})
+    out_of_range["save"] = {"class_type": "PreviewImage", "inputs": {"images": ["restore", 0]}}
+    with pytest.raises(ComfyError, match="face index 3 is out of range: 1 faces were found"):
+        comfy.run(out_of_range, timeout=120)
+
+    # crops of another picture (a different number of faces) pasted into this one
+    mismatch = dict(base)
+    mismatch["small"] = {"class_type": "ImageScale", "inputs": {"image": ["image", 0], "upscale_method": "bilinear",
+                                                                "width": 256, "height": 256, "crop": "disabled"}}
+    mismatch["detect"] = node(comfy, "GFPGANDetectFaces", {"IMAGE": ["image", 0], "FACE_DETECTOR": ["detector", 0]})
+    mismatch["crop"] = node(comfy, "GFPGANCropFaces", {"FACES": ["detect", 0], "IMAGE": ["small", 0]})
+    mismatch["save"] = {"class_type": "PreviewImage", "inputs": {"images": ["crop", 0]}}
+    with pytest.raises(ComfyError, match=r"these faces were found in 1 frame\(s\) of size\(s\) \[\(512, 512\)\]"):
+        comfy.run(mismatch, timeout=120)
+
+    # the server keeps serving: a good prompt right after runs
+    good = dict(base)
+    good["restore"] = node(comfy, "GFPGANRestoreFaces", {"IMAGE": ["image", 0], "GFPGAN_MODEL": ["model", 0],
+                                                         "FACE_DETECTOR": ["detector", 0]})
+    good["save"] = save(["restore", 0], "after_errors/restored")
+    [out] = [decode(b) for b in comfy.output_images(comfy.run(good, timeout=120), "save")]
+    check_restored(out, img)
+
+
+def test_a_batch_of_frames_with_and_without_faces(comfy, astronaut, tiny_model):
+    name, img = astronaut
+    graph = {"image": {"class_type": "LoadImage", "inputs": {"image": name}}, **loaders(comfy, tiny_model)}
+    graph["blank"] = {"class_type": "EmptyImage", "inputs": {"width": 512, "height": 512, "batch_size": 1,
+                                                             "color": 0x808080}}
+    graph["frames"] = {"class_type": "ImageBatch", "inputs": {"image1": ["image", 0], "image2": ["blank", 0]}}
+    graph["restore"] = node(comfy, "GFPGANRestoreFaces", {"IMAGE": ["frames", 0], "GFPGAN_MODEL": ["model", 0],
+                                                          "FACE_DETECTOR": ["detector", 0]})
+    graph["save"] = save(["restore", 0], "frames/restored")
+    save_mask(graph, "save_mask", ["restore", 1], "frames/mask")
+    entry = comfy.run(graph, timeout=120)
+    frames = [decode(b) for b in comfy.output_images(entry, "save")]
+    masks = [decode(b) for b in comfy.output_images(entry, "save_mask")]
+    assert len(frames) == 2 and len(masks) == 2
+    check_restored(frames[0], img)
+    assert np.abs(frames[1].astype(int) - 0x80).max() <= 1  # the frame without a face is unchanged
+    second_mask = masks[1] if masks[1].ndim == 2 else masks[1][..., 0]
+    assert second_mask.max() == 0
