@@ -27,3 +27,9 @@ if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$venv/.gfp-stamp" 2>/dev/null)" !
   echo "$stamp" > "$venv/.gfp-stamp"
 fi
 "$venv/bin/python" -m pip --disable-pip-version-check -q install --no-deps --no-build-isolation -e "$root"
+
+# the browser tests drive Debian's Chromium (playwright's own browser downloads are not used)
+if [[ "$profile" == test ]] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium
+fi

@@ -46,7 +46,7 @@ EXPECTED_INPUT_NAMES = {
     "GFPGANModelLoader": {"model_name", "device"},
     "GFPGANFaceDetectorLoader": {"detector", "device"},
 }
-WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
+WORKFLOWS = sorted((ROOT / "example_workflows").glob("*_api.json"))  # X.json: UI format (browser test)
 LINK_TYPES = {"IMAGE", "MASK", "GFPGAN_MODEL", "FACE_DETECTOR", "FACES"}
 WIDGET_TYPES = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}
 
