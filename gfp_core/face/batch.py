@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidImageError
-from .align import align_faces, inverse_alignment
+from .align import estimate_alignment, inverse_alignment, warp_face
 from .detection import FaceDetector, detect_faces
 from .masks import face_masks
 from .paste import paste_faces
@@ -59,24 +59,19 @@ def detect_batch(detector: FaceDetector, frames: Sequence[np.ndarray], *, face_s
                              min_eye_distance=min_eye_distance)
         chosen = select_faces(found, frame.shape[:2], select, indices, max_faces)
         faces.append(chosen)
-        affines.append(np.stack([_alignment(f, face_size) for f in chosen]) if chosen
+        affines.append(np.stack([estimate_alignment(f.landmarks, face_size) for f in chosen]) if chosen
                        else np.zeros((0, 2, 3)))
         detected.append(len(found))
     return FaceSet(faces, affines, [f.shape[:2] for f in frames], face_size, detected)
-
-
-def _alignment(face: Face, face_size: int) -> np.ndarray:
-    from .align import estimate_alignment
-
-    return estimate_alignment(face.landmarks, face_size)
 
 
 def crop_batch(frames: Sequence[np.ndarray], faces: FaceSet) -> np.ndarray:
     """Aligned crops of every face, frame after frame: ``[total, S, S, 3]``."""
     _check_frames(frames, faces)
     s = faces.face_size
-    crops = [align_faces(frame, fs, face_size=s)[0] for frame, fs in zip(frames, faces.faces) if fs]
-    return np.concatenate(crops) if crops else np.zeros((0, s, s, 3), np.uint8)
+    # the alignments were estimated at detection: warp with them rather than estimating again
+    crops = [warp_face(frame, a, s) for frame, affines in zip(frames, faces.affines) for a in affines]
+    return np.stack(crops) if crops else np.zeros((0, s, s, 3), np.uint8)
 
 
 def paste_batch(frames: Sequence[np.ndarray], faces: FaceSet, crops: np.ndarray, *, mask: str = "box",
