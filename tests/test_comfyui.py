@@ -3,11 +3,9 @@ frontend drives it: the pack imports from custom_nodes/, its nodes are listed wi
 interface, and graphs of them run on a real photo."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from PIL import Image
 from skimage import data
 
 from comfy_server import ComfyError, fill_inputs, input_spec
+from helpers import forget_modules, import_pack
 
 pytestmark = pytest.mark.heavy
 
@@ -53,16 +52,11 @@ WIDGET_TYPES = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}
 
 def pack_mappings() -> tuple[dict, dict]:
     """The pack's mappings, imported the way ComfyUI imports it (a package named after its folder)."""
-    spec = importlib.util.spec_from_file_location("gfp_pack_for_comfy_test", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
     try:
-        spec.loader.exec_module(module)
+        module = import_pack("gfp_pack_for_comfy_test")
         return dict(module.NODE_CLASS_MAPPINGS), dict(module.NODE_DISPLAY_NAME_MAPPINGS)
     finally:
-        for name in [n for n in sys.modules if n == spec.name or n.startswith(spec.name + ".")]:
-            sys.modules.pop(name, None)
+        forget_modules("gfp_pack_for_comfy_test")
 
 
 def png(image: np.ndarray) -> bytes:

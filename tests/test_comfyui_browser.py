@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import unavailable
+
 pytestmark = pytest.mark.heavy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,10 +54,7 @@ def page(comfy):
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     exe = chromium_path()
     if exe is None:
-        message = "no Chromium binary (apt-get install chromium, or set GFP_CHROMIUM)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("no Chromium binary (apt-get install chromium, or set GFP_CHROMIUM)")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         try:

@@ -156,42 +156,21 @@ def test_mask_modes_and_colour_matching(tiny_checkpoint, mask):
 
 
 @pytest.mark.heavy
-def test_parsing_mask_with_a_registry_parser(tmp_path, monkeypatch, tiny_checkpoint):
+def test_parsing_mask_with_a_registry_parser(model_folder, tiny_checkpoint):
     """ParseNet found in a model folder (seeded random weights in the official layout)."""
-    import torch
-
-    from gfp_core.weights import build_architecture, get_spec
-
-    spec = get_spec("parsenet")
-    torch.manual_seed(0)
-    parser = build_architecture(spec.arch, spec.arch_kwargs)
-    folder = tmp_path / "models"
-    folder.mkdir()
-    torch.save({"params": parser.state_dict()}, folder / spec.filename)
-    monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model_folder("parsenet", key="params")
     result = FaceRestorer(tiny_checkpoint, detector="embedded", mask="parsing").restore(data.astronaut())
     assert result.num_restored == 1 and result.masks.shape == (1, 64, 64)
     assert 0 <= result.masks.min() and result.masks.max() <= 1
     assert not changed(result.image, data.astronaut())[400:].any()
 
 
-def test_real_esrgan_background(tmp_path, monkeypatch, tiny_checkpoint):
+def test_real_esrgan_background(model_folder, tiny_checkpoint):
     """A Real-ESRGAN background (seeded random weights from a model folder) replaces Lanczos: away
     from the face the output is the upsampler's, and the face is pasted on top."""
-    import torch
-
     from gfp_core.background import load_background_upsampler
-    from gfp_core.weights import build_architecture, get_spec
 
-    spec = get_spec("realesr_general_x4v3")
-    torch.manual_seed(0)
-    net = build_architecture(spec.arch, spec.arch_kwargs)
-    folder = tmp_path / "models"
-    folder.mkdir()
-    torch.save({"params": net.state_dict()}, folder / spec.filename)
-    monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model_folder("realesr_general_x4v3", key="params")
     img = data.astronaut()
     result = FaceRestorer(tiny_checkpoint, detector="embedded", upscale=2, background="realesr_general_x4v3",
                           background_tile=200).restore(img)
