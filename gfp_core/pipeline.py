@@ -8,13 +8,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from .archs.sft import check_fidelity
+from .background import BackgroundUpsampler
+from .face.detection import FaceDetector
 from .face.types import Face
 from .image import DEFAULT_MAX_PIXELS, Picture, read_picture, to_picture
 from .restore import restore_aligned
@@ -59,15 +62,21 @@ class FaceRestorer:
     (``realesrgan_x2plus``, ``realesr_general_x4v3``) run in tiles of ``background_tile`` pixels.
     ``memory_budget_mb`` bounds one forward pass (default: one face at a time on CPU, 4 GiB
     worth of faces on an accelerator).
+
+    Applications that keep models between calls (a web demo, a node graph) can pass loaded ones:
+    ``model`` and ``parser`` as modules from :func:`gfp_core.weights.load_model`, ``detector`` as a
+    :class:`~gfp_core.face.detection.FaceDetector`, ``background`` as a
+    :class:`~gfp_core.background.BackgroundUpsampler`. The restorer never changes them.
     """
 
-    def __init__(self, model: str | Path = "v1.4", *, detector: str = "retinaface_resnet50",
+    def __init__(self, model: str | Path | nn.Module = "v1.4", *,
+                 detector: str | FaceDetector = "retinaface_resnet50",
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                  upscale: float = 1, fidelity: float = 1.0, visibility: float = 1.0, mask: str = "box",
-                 parser: str = "parsenet", colour_match: bool = False, score_threshold: float | None = None,
+                 parser: str | nn.Module = "parsenet", colour_match: bool = False, score_threshold: float | None = None,
                  detect_max_side: int = 1280, min_face_size: float = 0, min_eye_distance: float = 5,
                  select: str = "all", indices: Sequence[int] | None = None, max_faces: int | None = None,
-                 background: str = "lanczos", background_tile: int = 400,
+                 background: str | BackgroundUpsampler = "lanczos", background_tile: int = 400,
                  memory_budget_mb: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  allow_unverified: bool | None = None, download: bool = True):
         from .weights import load_model
@@ -90,8 +99,11 @@ class FaceRestorer:
         self.select_options = dict(mode=select, indices=list(indices) if indices else None, max_faces=max_faces)
         self.max_pixels = max_pixels
 
-        self.model = load_model(model, device=device, dtype=dtype, allow_unverified=allow_unverified,
-                                download=download)
+        if isinstance(model, nn.Module):
+            self.model = model
+        else:
+            self.model = load_model(model, device=device, dtype=dtype, allow_unverified=allow_unverified,
+                                    download=download)
         self.face_size: int = self.model.out_size
         param = next(self.model.parameters())
         if memory_budget_mb is None:
@@ -100,13 +112,13 @@ class FaceRestorer:
             self.batch_size = 1 if param.device.type == "cpu" else self._faces_per_budget(4096, param)
         else:
             self.batch_size = self._faces_per_budget(memory_budget_mb, param)
-        self._detector_name = detector
         self._load_options = dict(device=param.device, download=download, allow_unverified=allow_unverified)
-        self._detector = None
-        self._parser_name = parser
-        self._parser = None
+        self._detector_name, self._detector = (detector, None) if isinstance(detector, str) else (None, detector)
+        self._parser_name, self._parser = (parser, None) if isinstance(parser, str) else (None, parser)
         self.background_upsampler = None
-        if background != "lanczos":
+        if isinstance(background, BackgroundUpsampler):
+            self.background_upsampler = background
+        elif background != "lanczos":
             from .background import load_background_upsampler
 
             self.background_upsampler = load_background_upsampler(
@@ -151,8 +163,9 @@ class FaceRestorer:
 
         return align_faces(image, list(faces), face_size=self.face_size)
 
-    def restore_crops(self, crops: np.ndarray) -> np.ndarray:
-        return restore_aligned(self.model, crops, fidelity=self.fidelity, batch_size=self.batch_size)
+    def restore_crops(self, crops: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        return restore_aligned(self.model, crops, fidelity=self.fidelity, batch_size=self.batch_size,
+                               on_batch=on_batch)
 
     def masks_for(self, restored: np.ndarray, affines: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """Paste masks in crop space, one per face."""
@@ -173,14 +186,21 @@ class FaceRestorer:
     # --- all of it ----------------------------------------------------------------------------
 
     def restore(self, image: np.ndarray | Picture | str | Path, aligned: bool = False,
-                faces: Sequence[Face] | None = None) -> RestoreResult:
+                faces: Sequence[Face] | None = None,
+                on_progress: Callable[[str, float], None] | None = None) -> RestoreResult:
         """Restore every chosen face of ``image`` (an array in any supported layout, or a file).
 
         ``aligned``: the image is already an aligned face crop (resized to the model's size if
         needed); it is restored whole and no detection happens. ``faces``: restore these faces
         (e.g. from an earlier :meth:`detect`) instead of detecting and choosing. A photo without a
         face comes back unchanged (upscaled if asked) with ``num_detected == 0``; not an error.
+        ``on_progress(stage, fraction)`` hears of each stage ('detect', 'restore', 'paste') with the
+        fraction of the work done; raising in it stops the work.
         """
+        def report(stage: str, fraction: float) -> None:
+            if on_progress is not None:
+                on_progress(stage, fraction)
+
         if isinstance(image, (str, Path)):
             picture = read_picture(image, self.max_pixels)
         elif isinstance(image, Picture):
@@ -192,6 +212,7 @@ class FaceRestorer:
             return self._restore_aligned_image(picture)
 
         if faces is None:
+            report("detect", 0.0)
             found = self.detect(rgb8)
             chosen = self.choose(found, rgb8.shape)
         else:
@@ -201,7 +222,16 @@ class FaceRestorer:
             return RestoreResult(picture.rebuild(background), num_detected=len(found))
 
         crops, affines = self.align(rgb8, chosen)
-        restored = self.restore_crops(crops)
+        done = 0
+
+        def restored_some(n: int) -> None:
+            nonlocal done
+            done += n
+            report("restore", 0.1 + 0.8 * done / len(chosen))
+
+        report("restore", 0.1)
+        restored = self.restore_crops(crops, on_batch=restored_some)
+        report("paste", 0.9)
         masks = self.masks_for(restored, affines, chosen)
         if self.colour_match:
             from .face.colour import match_colour

@@ -1,6 +1,7 @@
 """Small helpers shared by test modules (imported as ``helpers``: tests/ is on sys.path)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -31,3 +32,19 @@ def import_pack(name: str):
 def forget_modules(name: str) -> None:
     for module in [n for n in sys.modules if n == name or n.startswith(name + ".")]:
         sys.modules.pop(module, None)
+
+
+def put_in_hf_cache(cache: Path, repo_id: str, filename: str, content: bytes, repo_type: str = "model") -> Path:
+    """Lay a file out the way huggingface_hub caches it: blobs/<sha>, snapshots/<commit>/<file> → blob,
+    refs/main → commit."""
+    repo_dir = cache / f"{repo_type}s--{repo_id.replace('/', '--')}"
+    commit = hashlib.sha1(content).hexdigest()
+    blob = repo_dir / "blobs" / hashlib.sha256(content).hexdigest()
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(content)
+    link = repo_dir / "snapshots" / commit / filename
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(Path("../" * (filename.count("/") + 2)) / "blobs" / blob.name)
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    return link

@@ -11,11 +11,25 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import put_in_hf_cache
 
-from gfp_core.errors import (ChecksumMismatchError, UnknownModelError, UnsafeCheckpointError,
-                             UnsupportedCheckpointError, WeightsNotFoundError)
-from gfp_core.weights import (MODELS, add_model_dir, convert_checkpoint, detect_gfpgan, get_spec, load_model,
-                              read_state_dict, resolve_weights)
+from gfp_core.errors import (
+    ChecksumMismatchError,
+    UnknownModelError,
+    UnsafeCheckpointError,
+    UnsupportedCheckpointError,
+    WeightsNotFoundError,
+)
+from gfp_core.weights import (
+    MODELS,
+    add_model_dir,
+    convert_checkpoint,
+    detect_gfpgan,
+    get_spec,
+    load_model,
+    read_state_dict,
+    resolve_weights,
+)
 from gfp_core.weights import resolve as resolve_mod
 from gfp_core.weights.checkpoint import write_state_dict
 
@@ -145,22 +159,6 @@ def test_url_download_with_wrong_sha_leaves_nothing(isolated, tiny_checkpoint, h
     with pytest.raises(ChecksumMismatchError, match="discarded"):
         resolve_mod._download_url(spec, progress=False)
     assert list((isolated / "home" / "models").iterdir()) == []
-
-
-def put_in_hf_cache(cache: Path, repo_id: str, filename: str, content: bytes, repo_type: str = "model") -> Path:
-    """Lay a file out the way huggingface_hub caches it: blobs/<sha>, snapshots/<commit>/<file> → blob,
-    refs/main → commit."""
-    repo_dir = cache / f"{repo_type}s--{repo_id.replace('/', '--')}"
-    commit = hashlib.sha1(content).hexdigest()
-    blob = repo_dir / "blobs" / hashlib.sha256(content).hexdigest()
-    blob.parent.mkdir(parents=True, exist_ok=True)
-    blob.write_bytes(content)
-    link = repo_dir / "snapshots" / commit / filename
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(Path("../" * (filename.count("/") + 2)) / "blobs" / blob.name)
-    (repo_dir / "refs").mkdir(exist_ok=True)
-    (repo_dir / "refs" / "main").write_text(commit)
-    return link
 
 
 def test_loading_from_the_hugging_face_cache_offline(isolated, tiny_checkpoint):

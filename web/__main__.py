@@ -1,0 +1,4 @@
+"""``python -m web``: serve the demo (``--help`` for the options)."""
+from .app import main
+
+main()

@@ -1,0 +1,312 @@
+"""What the demo does with one photo, without any Gradio: load (and keep) the models, run
+:class:`gfp_core.FaceRestorer`, and turn its result into what the page shows and offers for download.
+
+The models are loaded once and shared by every request; each request gets its own light
+``FaceRestorer`` around them, so concurrent requests with different settings never interfere.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gfp_core.errors import GFPError, InvalidImageError, WeightsNotFoundError
+from gfp_core.face.detection import DETECTOR_NAMES, EmbeddedRetinaFace, detect_faces, load_detector
+from gfp_core.face.masks import MASK_MODES
+from gfp_core.face.preview import draw_faces
+from gfp_core.face.select import parse_indices, reading_order
+from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, write_image
+from gfp_core.pipeline import FaceRestorer
+from gfp_core.weights import load_model
+
+log = logging.getLogger("web.engine")
+
+MODEL_CHOICES = ("v1.4", "v1.3", "v1.2", "v1")
+FACE_CHOICES = ("all", "largest", "center", "indices")
+BACKGROUND_CHOICES = ("lanczos", "realesrgan_x2plus", "realesr_general_x4v3")
+FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+PREVIEW_MAX_SIDE = 2048  # the page shows at most this; the download has every pixel
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """Every control of the page. The defaults are what the page starts with."""
+
+    model: str = "v1.4"
+    fidelity: float = 1.0
+    visibility: float = 1.0
+    upscale: int = 2
+    detector: str = "retinaface_resnet50"
+    threshold: float = 0.9
+    faces: str = "all"
+    indices: str = ""
+    mask: str = "parsing"
+    background: str = "lanczos"
+    output_format: str = "png"
+
+    def check(self) -> None:
+        """Refuse impossible settings with a message a person can act on (API callers can send anything)."""
+        choices = {"model": MODEL_CHOICES, "detector": DETECTOR_NAMES, "faces": FACE_CHOICES, "mask": MASK_MODES,
+                   "background": BACKGROUND_CHOICES, "output_format": tuple(FORMAT_SUFFIXES)}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise InvalidImageError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        ranges = {"fidelity": (0, 1), "visibility": (0, 1), "upscale": (1, 4), "threshold": (0.05, 0.99)}
+        for name, (low, high) in ranges.items():
+            if not low <= getattr(self, name) <= high:
+                raise InvalidImageError(f"{name} must be between {low} and {high}, got {getattr(self, name)}")
+        if self.upscale != int(self.upscale):
+            raise InvalidImageError(f"upscale must be a whole number from 1 to 4, got {self.upscale}")
+
+
+@dataclass
+class RestoreOutcome:
+    """What one restore gives the page."""
+
+    before: np.ndarray          # the input, resized to the result's size (for the slider), ≤ PREVIEW_MAX_SIDE
+    after: np.ndarray           # the result, same size as ``before``
+    face_pairs: list[tuple[np.ndarray, str]]  # each restored face: crop before | after, with a caption
+    num_detected: int
+    num_restored: int
+    file: Path                  # the full-resolution result in the chosen format
+    seconds: float
+    notes: list[str] = field(default_factory=list)  # fallbacks the user should know about
+
+    @property
+    def summary(self) -> str:
+        if self.num_detected == 0:
+            text = "No face found. Try a lower detection threshold or another detector."
+        else:
+            plural = "s" if self.num_detected != 1 else ""
+            text = f"{self.num_detected} face{plural} found, {self.num_restored} restored"
+        return f"{text} ({self.seconds:.1f} s)"
+
+
+class ModelCache:
+    """Loaded models by key, least recently used dropped first. Loading happens once per key even
+    when several requests ask at the same moment."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Lock] = {}
+
+    def get(self, key: tuple, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            value = load()
+            with self._lock:
+                self._items[key] = value
+                self._loading.pop(key, None)
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+            return value
+
+
+class RestoreEngine:
+    """Runs restores for the page and the API. ``device``/``dtype``: gfp_core's policy (auto = the
+    best accelerator, fp32). ``max_pixels`` bounds the input, ``max_output_pixels`` the result
+    (input pixels × upscale²). Result files go to ``output_dir`` and are removed after ``keep_s``."""
+
+    def __init__(self, *, device: str | None = None, dtype: str | None = None,
+                 max_pixels: int = 40_000_000, max_output_pixels: int = 100_000_000,
+                 max_models: int = 2, output_dir: str | Path | None = None, keep_s: float = 3600) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.max_pixels = min(max_pixels, DEFAULT_MAX_PIXELS)
+        self.max_output_pixels = max_output_pixels
+        self.restorers = ModelCache(max_models)
+        self.helpers = ModelCache(6)  # detectors, parsers, background upsamplers: small
+        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="gfp-web-"))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.keep_s = keep_s
+        self._count_lock = threading.Lock()
+        self.running = 0
+        self.peak_running = 0
+
+    # --- models -------------------------------------------------------------------------------
+
+    def restorer_model(self, name: str):
+        return self.restorers.get(("gfpgan", name), lambda: load_model(name, device=self.device, dtype=self.dtype))
+
+    def detector(self, name: str) -> tuple[Any, str | None]:
+        """The detector, and a note when the embedded one stands in for weights that cannot be had."""
+        def load():
+            detector = load_detector(name, device=self.device)
+            note = None
+            if isinstance(detector, EmbeddedRetinaFace) and name != "embedded":
+                note = (f"The {name} detector's weights are not available here, so the embedded RetinaFace "
+                        f"MobileNet-0.25 detector was used.")
+            return detector, note
+        return self.helpers.get(("detector", name), load)
+
+    def parser(self) -> tuple[Any, str | None]:
+        """ParseNet for the 'parsing' mask, or None and a note when its weights cannot be had."""
+        def load():
+            try:
+                return load_model("parsenet", device=self.device), None
+            except WeightsNotFoundError as exc:
+                log.warning("face parsing unavailable: %s", str(exc).splitlines()[0])
+                return None, ("The face-parsing weights (ParseNet) are not available here, so the faces were "
+                              "blended with the ellipse mask instead.")
+        return self.helpers.get(("parser", "parsenet"), load)
+
+    def background_upsampler(self, name: str):
+        from gfp_core.background import load_background_upsampler
+
+        return self.helpers.get(("background", name), lambda: load_background_upsampler(name, device=self.device))
+
+    # --- one restore --------------------------------------------------------------------------
+
+    def restore(self, image_path: str | Path, options: RestoreOptions,
+                progress: Callable[[float, str], None] | None = None) -> RestoreOutcome:
+        """Restore the faces of the image file ``image_path`` with ``options``."""
+        def tell(fraction: float, text: str) -> None:
+            if progress is not None:
+                progress(fraction, text)
+
+        options.check()
+        start = time.perf_counter()
+        self._enter()
+        try:
+            picture = read_picture(image_path, self.max_pixels)
+            height, width = picture.rgb.shape[:2]
+            if height * width * options.upscale ** 2 > self.max_output_pixels:
+                raise InvalidImageError(
+                    f"the result would be {width * options.upscale}x{height * options.upscale} pixels, over this "
+                    f"demo's limit of {self.max_output_pixels / 1e6:.0f} megapixels; choose a smaller upscale")
+            indices = parse_indices(options.indices) if options.faces == "indices" else None
+
+            tell(0.0, f"Loading GFPGAN {options.model}")
+            model = self.restorer_model(options.model)
+            detector, detector_note = self.detector(options.detector)
+            notes = [detector_note] if detector_note else []
+            mask, parser = options.mask, "parsenet"
+            if mask == "parsing":
+                parser, parser_note = self.parser()
+                if parser is None:
+                    mask, parser = "ellipse", "parsenet"
+                    notes.append(parser_note)
+            background = "lanczos"
+            if options.background != "lanczos":
+                tell(0.05, f"Loading {options.background}")
+                background = self.background_upsampler(options.background)
+
+            restorer = FaceRestorer(
+                model, detector=detector, upscale=options.upscale, fidelity=options.fidelity,
+                visibility=options.visibility, mask=mask, parser=parser, score_threshold=options.threshold,
+                select=options.faces, indices=indices, background=background, max_pixels=self.max_pixels)
+            # detection and choice happen here so that captions can use the numbers of the faces-found
+            # preview (reading order over every face found), which is what 'Faces by number' takes
+            tell(0.1, "Finding faces")
+            found = reading_order(restorer.detect(picture.rgb8))
+            chosen = restorer.choose(found, picture.rgb8.shape)
+            numbers = [next(i for i, f in enumerate(found) if f is c) for c in chosen]
+            stages = {"restore": f"Restoring {len(chosen)} face{'s' if len(chosen) != 1 else ''}",
+                      "paste": "Blending the faces in"}
+            result = restorer.restore(picture, faces=chosen,
+                                      on_progress=lambda stage, f: tell(0.15 + 0.8 * f, stages[stage]))
+            tell(0.95, "Saving")
+            file = self._save(result.image, Path(image_path).stem, options.output_format)
+            outcome = RestoreOutcome(
+                before=_preview(cv2.resize(picture.rgb8, result.image.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+                                if options.upscale != 1 else picture.rgb8),
+                after=_preview(_display_rgb(result.image)),
+                face_pairs=_face_pairs(result, numbers),
+                num_detected=len(found), num_restored=result.num_restored,
+                file=file, seconds=time.perf_counter() - start, notes=notes)
+            log.info("restored %s: %s", Path(image_path).name, outcome.summary)
+            return outcome
+        finally:
+            self._leave()
+
+    def detect(self, image_path: str | Path, detector: str = "retinaface_resnet50",
+               threshold: float = 0.9) -> tuple[np.ndarray, int]:
+        """The photo with every face found numbered (the numbers 'Faces by number' takes)."""
+        picture = read_picture(image_path, self.max_pixels)
+        found, _ = self.detector(detector)
+        faces = reading_order(detect_faces(found, picture.rgb8, score_threshold=threshold))
+        return _preview(draw_faces(picture.rgb8, faces)), len(faces)
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    def _enter(self) -> None:
+        with self._count_lock:
+            self.running += 1
+            self.peak_running = max(self.peak_running, self.running)
+            log.info("restore started (%d running)", self.running)
+
+    def _leave(self) -> None:
+        with self._count_lock:
+            self.running -= 1
+            log.info("restore finished (%d running)", self.running)
+
+    def _save(self, image: np.ndarray, stem: str, output_format: str) -> Path:
+        self._forget_old_files()
+        folder = self.output_dir / uuid.uuid4().hex
+        safe_stem = "".join(c for c in stem if c.isalnum() or c in "-_")[:60] or "photo"
+        return write_image(folder / f"{safe_stem}_restored{FORMAT_SUFFIXES[output_format]}", image)
+
+    def _forget_old_files(self) -> None:
+        cutoff = time.time() - self.keep_s
+        for folder in self.output_dir.iterdir():
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    for file in folder.iterdir():
+                        file.unlink()
+                    folder.rmdir()
+            except OSError:
+                pass  # another request is cleaning up too
+
+
+def _display_rgb(image: np.ndarray) -> np.ndarray:
+    """Any result layout (grey, RGBA, 16-bit) as 8-bit RGB for the screen."""
+    if image.dtype == np.uint16:
+        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    if image.shape[2] == 4:  # show transparency over white, as image viewers do
+        alpha = image[..., 3:].astype(np.float32) / 255
+        return (image[..., :3] * alpha + 255 * (1 - alpha) + 0.5).astype(np.uint8)
+    return image
+
+
+def _preview(image: np.ndarray) -> np.ndarray:
+    side = max(image.shape[:2])
+    if side <= PREVIEW_MAX_SIDE:
+        return image
+    scale = PREVIEW_MAX_SIDE / side
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _face_pairs(result, numbers: list[int]) -> list[tuple[np.ndarray, str]]:
+    """Each restored face as one picture, aligned crop before | after, captioned with its number."""
+    if not result.num_restored:
+        return []
+    gap = np.full((result.cropped_faces.shape[1], 8, 3), 255, np.uint8)
+    return [(np.concatenate([before, gap, after], axis=1), f"Face #{number}: before | after (score {face.score:.2f})")
+            for number, face, before, after in zip(numbers, result.faces, result.cropped_faces,
+                                                   result.restored_faces)]
+
+
+__all__ = ["BACKGROUND_CHOICES", "FACE_CHOICES", "FORMAT_SUFFIXES", "GFPError", "MODEL_CHOICES",
+           "RestoreEngine", "RestoreOptions", "RestoreOutcome"]
