@@ -166,8 +166,8 @@ def build_demo(engine: RestoreEngine, settings: WebSettings | None = None) -> gr
     return demo
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def create_app(argv: list[str] | None = None) -> tuple[gr.Blocks, WebSettings]:
+    """The page and its settings (command line, else GFP_WEB_* variables), models not loaded yet."""
     settings = parse_settings(argv)
     from gfp_core.weights import add_model_dir
 
@@ -175,10 +175,18 @@ def main(argv: list[str] | None = None) -> None:
         add_model_dir(folder)
     engine = RestoreEngine(device=settings.device, dtype=settings.dtype, max_pixels=settings.max_pixels,
                            max_output_pixels=settings.max_output_pixels)
-    demo = build_demo(engine, settings)
+    return build_demo(engine, settings), settings
+
+
+def launch(demo: gr.Blocks, settings: WebSettings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
                 max_file_size=settings.max_file_size, show_error=True, footer_links=["api", "gradio"],
                 theme=gr.themes.Soft())
+
+
+def main(argv: list[str] | None = None) -> None:
+    launch(*create_app(argv))
 
 
 if __name__ == "__main__":
