@@ -17,7 +17,6 @@ import atexit
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import requests
+from helpers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACK_NAME = "gfp_toolkit"
@@ -60,12 +60,6 @@ def copy_comfyui(src: Path, dest: Path) -> Path:
 
     shutil.copytree(src, dest, ignore=ignore, symlinks=True)
     return dest
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ComfyServer:

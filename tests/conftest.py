@@ -109,3 +109,29 @@ def model_folder(tmp_path, monkeypatch):
         return path
     return write
 
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Path:
+    """Where tests leave files for people to look at (screenshots): ``$GFP_TEST_ARTIFACTS``, else a
+    temporary folder."""
+    import os
+
+    folder = Path(os.environ["GFP_TEST_ARTIFACTS"]) if os.environ.get("GFP_TEST_ARTIFACTS") \
+        else tmp_path_factory.mktemp("artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def web_demo(tmp_path_factory):
+    """The web demo served by ``python -m web`` (tests/web_server.py), two restores at a time,
+    GFPGANv1.4 as seeded random weights in an offline Hugging Face cache. One per session."""
+    pytest.importorskip("gradio", reason="the web demo needs requirements-web.txt")
+    from web_server import WebServer, hf_cache_with_random_v14
+
+    workdir = tmp_path_factory.mktemp("web")
+    server = WebServer(workdir, "--concurrency", "2")
+    hf_cache_with_random_v14(server.hf_cache, workdir)
+    server.start()
+    yield server
+    server.stop()

@@ -13,19 +13,15 @@ import base64
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-
-from helpers import unavailable
+from helpers import CHROMIUM_ARGS, chromium_path, unavailable
 
 pytestmark = pytest.mark.heavy
 
 ROOT = Path(__file__).resolve().parents[1]
 UI_WORKFLOWS = sorted(p for p in (ROOT / "example_workflows").glob("*.json") if not p.name.endswith("_api.json"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 THUMBNAIL_WIDTH = 1024
 
 #: the node types of each loaded graph that the page does not know, and any warning dialog's text
@@ -38,11 +34,6 @@ CHECK_JS = """() => {
         .map(d => d.innerText);
     return {count: nodes.length, types: nodes.map(n => n.type), unknown, dialogs};
 }"""
-
-
-def chromium_path() -> str | None:
-    path = os.environ.get("GFP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    return path if path and Path(path).exists() else None
 
 
 def missing_warning(dialogs: list[str]) -> list[str]:
@@ -75,14 +66,6 @@ def page(comfy):
             yield pg
         finally:
             browser.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    folder = Path(os.environ["GFP_TEST_ARTIFACTS"]) if os.environ.get("GFP_TEST_ARTIFACTS") \
-        else tmp_path_factory.mktemp("browser-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def close_dialogs(page) -> None:
@@ -153,9 +136,8 @@ def test_ui_workflow_loads_without_missing_nodes(page, artifacts, path):
     thumb = canvas_png(page, workflow)
     (artifacts / f"{path.stem}_canvas.png").write_bytes(thumb)
     if os.environ.get("GFP_WRITE_THUMBNAILS") == "1":
-        from PIL import Image
-
         import numpy as np
+        from PIL import Image
 
         img = Image.open(io.BytesIO(thumb)).convert("RGB")
         ys, xs = np.nonzero(np.asarray(img).max(axis=-1) > 40)  # nodes and links, not the dark grid
