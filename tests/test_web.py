@@ -1,0 +1,171 @@
+"""The web demo through its API, as a gradio_client user sees it: a real server (``python -m web``)
+with seeded random GFPGANv1.4 weights in an offline Hugging Face cache, and real photos."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.heavy
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+PHOTO = ASSETS / "astronaut.jpg"  # 512×512, one face
+DEFAULTS = dict(model="v1.4", fidelity=1.0, visibility=1.0, upscale=2, detector="retinaface_resnet50", threshold=0.9,
+                faces="all", indices="", mask="parsing", background="lanczos", output_format="png")
+
+
+@pytest.fixture(scope="module")
+def client(web_demo):
+    from gradio_client import Client
+
+    return Client(web_demo.url, verbose=False)
+
+
+def restore(client, image: Path, **options):
+    from gradio_client import handle_file
+
+    args = {**DEFAULTS, **options}
+    return client.predict(handle_file(str(image)), *args.values(), api_name="/restore")
+
+
+def error_of(client, image: Path, **options) -> str:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as caught:
+        restore(client, image, **options)
+    return str(caught.value)
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_a_photo_is_restored_through_the_api(client, web_demo, artifacts):
+    from gfp_core.background import lanczos
+    from gfp_core.face.detection import detect_faces, load_detector
+
+    slider, gallery, count, summary, result_file = restore(client, PHOTO)
+    timings = []
+    for _ in range(2):  # the first call also loaded the model: time warm ones
+        start = time.perf_counter()
+        restore(client, PHOTO)
+        timings.append(time.perf_counter() - start)
+    (artifacts / "web_api_restore_seconds.txt").write_text(f"{min(timings):.2f}\n")
+    print(f"one restore through the API (512x512 photo, 1 face, upscale 2): {min(timings):.2f} s")
+
+    # the full-resolution file: PNG, twice the size, the face changed, the rest the resized photo
+    result = pixels(result_file)
+    assert Path(result_file).suffix == ".png" and result.shape == (1024, 1024, 3)
+    source = np.asarray(Image.open(PHOTO).convert("RGB"))
+    resized = lanczos(source, 2)
+    box = detect_faces(load_detector("embedded"), source)[0].box * 2
+    x1, y1, x2, y2 = (int(v) for v in box)
+    face_change = np.abs(result[y1:y2, x1:x2].astype(int) - resized[y1:y2, x1:x2]).mean()
+    assert face_change > 10, f"the face region barely changed (mean difference {face_change:.1f})"
+    far = np.abs(result[900:, 900:].astype(int) - resized[900:, 900:]).max()
+    assert far <= 1, f"pixels far from the face changed by up to {far}"
+
+    # the slider: before and after at the result's size
+    before, after = (pixels(p) for p in slider)
+    assert before.shape[:2] == after.shape[:2] == (1024, 1024)
+    assert np.abs(after.astype(int) - result[..., :3]).mean() < 3  # the same picture (lossy preview format)
+    # one face in the gallery, its crops side by side, numbered as the faces preview numbers them
+    assert count == 1 and len(gallery) == 1 and gallery[0]["caption"].startswith("Face #0: before | after")
+    pair = pixels(gallery[0]["image"])
+    assert pair.shape[0] == 512 and pair.shape[1] == 512 * 2 + 8
+    assert "1 face found, 1 restored" in summary
+
+
+def test_the_faces_of_a_group_photo_are_found_and_chosen(client, tmp_path):
+    from gradio_client import handle_file
+
+    insightface = pytest.importorskip("insightface")
+    group = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
+    preview, text = client.predict(handle_file(str(group)), "retinaface_resnet50", 0.9, api_name="/number_faces")
+    assert text.startswith("6 faces found") and pixels(preview).shape[:2] == pixels(group).shape[:2]
+
+    _, gallery, count, summary, result_file = restore(client, group, faces="indices", indices="1, 4", upscale=1,
+                                                      mask="box", output_format="jpeg")
+    assert count == 6 and "6 faces found, 2 restored" in summary
+    assert [g["caption"].split(":")[0] for g in gallery] == ["Face #1", "Face #4"]
+    assert Path(result_file).suffix == ".jpg" and pixels(result_file).shape == pixels(group).shape
+
+    _, gallery, _, summary, _ = restore(client, group, faces="largest", upscale=1, mask="ellipse")
+    assert len(gallery) == 1 and "6 faces found, 1 restored" in summary
+
+
+def test_bad_input_comes_back_as_a_message(client, tmp_path):
+    broken = tmp_path / "holiday.jpg"
+    broken.write_bytes(b"this is not a picture")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(PHOTO.read_bytes()[:2000])
+    huge = tmp_path / "huge.png"
+    Image.new("L", (9000, 5000), 128).save(huge)  # 45 MP: over the demo's 40 MP limit
+    cases = [
+        (broken, {}, r"holiday\.jpg: not a readable image"),
+        (truncated, {}, r"truncated\.jpg: not a readable image"),
+        (huge, {}, r"9000x5000 is 45 megapixels, over the limit of 40"),
+        (PHOTO, {"upscale": 4, "background": "lanczos"}, None),  # fine: 512² × 16 is allowed
+        (PHOTO, {"model": "v1.3"}, r"GFPGANv1\.3\.pth.*HF_HUB_OFFLINE"),
+        (PHOTO, {"model": "v9"}, r"model must be one of v1\.4, v1\.3, v1\.2, v1"),
+        (PHOTO, {"faces": "indices", "indices": "3"}, r"face index 3 is out of range: 1 faces were found"),
+        (PHOTO, {"faces": "indices", "indices": "first"}, r"face indices must be whole numbers"),
+        (PHOTO, {"background": "realesrgan_x2plus"}, r"RealESRGAN_x2plus\.pth"),
+    ]
+    for image, options, expected in cases:
+        if expected is None:
+            assert restore(client, image, upscale=4, mask="box")[2] == 1
+            continue
+        message = error_of(client, image, **options)
+        assert re.search(expected, message, re.S), f"{image.name} {options}: {message}"
+        assert "Traceback" not in message and "/gradio/" not in message
+
+
+def test_a_photo_without_faces_comes_back_resized(client, tmp_path):
+    skimage = pytest.importorskip("skimage")
+    coffee = tmp_path / "coffee.png"
+    Image.fromarray(skimage.data.coffee()).save(coffee)
+    slider, gallery, count, summary, result_file = restore(client, coffee, upscale=2)
+    assert count == 0 and gallery == [] and summary.startswith("**No face found")
+    assert pixels(result_file).shape == (800, 1200, 3)
+
+
+def test_eight_requests_at_once_respect_the_concurrency_limit(client, web_demo):
+    from gradio_client import handle_file
+
+    restore(client, PHOTO, upscale=1, mask="box")  # models loaded: what follows is the steady state
+    log_start = len(web_demo.log())
+    baseline = web_demo.rss_bytes()
+    peak = baseline
+    done = threading.Event()
+
+    def watch_memory():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, web_demo.rss_bytes())
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_memory)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            jobs = [pool.submit(client.predict, handle_file(str(PHOTO)), *{**DEFAULTS, "upscale": 1, "mask": "box"}
+                                .values(), api_name="/restore") for _ in range(8)]
+            results = [job.result(timeout=600) for job in jobs]
+    finally:
+        done.set()
+        watcher.join()
+    assert all(r[2] == 1 and Path(r[4]).is_file() for r in results)
+    running = [int(n) for n in re.findall(r"restore started \((\d+) running\)", web_demo.log()[log_start:])]
+    assert len(running) == 8
+    assert max(running) == 2, f"running at once: {running} (the limit is 2, and 8 requests were waiting)"
+    # two restores at a time: two faces' activations at most on top of the loaded models
+    growth_mb = (peak - baseline) / 2**20
+    print(f"memory during the burst: {baseline / 2**20:.0f} MiB before, peak {peak / 2**20:.0f} MiB")
+    assert growth_mb < 2 * 900, f"memory grew by {growth_mb:.0f} MiB during the burst"
