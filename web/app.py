@@ -24,6 +24,8 @@ from .settings import WebSettings, parse_settings
 
 log = logging.getLogger("web")
 
+#: each gallery picture is a face before and after, side by side: twice as wide as high
+CSS = "#faces .thumbnail-item { aspect-ratio: 2 / 1 !important; }"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = [ASSETS / "astronaut_old.jpg", ASSETS / "astronaut.jpg"]
 DEFAULTS = RestoreOptions()
@@ -151,7 +153,7 @@ def build_demo(engine: RestoreEngine, settings: WebSettings | None = None) -> gr
                     count = gr.Number(label="Faces found", precision=0, interactive=False, elem_id="face-count")
                     download = gr.File(label="Full-resolution result", interactive=False, elem_id="download")
                 summary = gr.Markdown(label="Summary", elem_id="summary")
-                gallery = gr.Gallery(label="Each face: before | after", columns=2, height="auto",
+                gallery = gr.Gallery(label="Each face: before | after", columns=1, height="auto",
                                      elem_id="faces", object_fit="contain")
 
         restore_button.click(
@@ -182,7 +184,7 @@ def launch(demo: gr.Blocks, settings: WebSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
                 max_file_size=settings.max_file_size, show_error=True, footer_links=["api", "gradio"],
-                theme=gr.themes.Soft())
+                theme=gr.themes.Soft(), css=CSS)
 
 
 def main(argv: list[str] | None = None) -> None:
