@@ -167,6 +167,8 @@ def push(space_id: str, *, token: str | None = None, private: bool = False, fold
             hint = " (log in with `hf auth login`, or pass --token / set HF_TOKEN)" \
                 if exc.response is not None and exc.response.status_code in (401, 403) else ""
             raise SystemExit(f"cannot push to {space_id}: {str(exc).splitlines()[0]}{hint}") from None
+        except Exception as exc:  # the network: refused, timed out, no DNS
+            raise SystemExit(f"cannot push to {space_id}: {type(exc).__name__}: {exc}") from None
     endpoint = api.endpoint.rstrip("/")
     return f"{endpoint}/spaces/{space_id}"
 

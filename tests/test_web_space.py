@@ -1,0 +1,121 @@
+"""The Space folder that ``python -m web.space build`` assembles: its front matter, its app, its
+requirements; and ``push``'s messages when the Hub cannot be reached."""
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.heavy
+yaml = pytest.importorskip("yaml")
+pytest.importorskip("gradio", reason="the web demo needs requirements-web.txt")
+
+ROOT = Path(__file__).resolve().parents[1]
+#: interchangeable distributions of the cv2 module
+OPENCV_BUILDS = {"opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless"}
+
+
+def build(tmp_path: Path, *args: str) -> Path:
+    folder = tmp_path / "space"
+    done = subprocess.run([sys.executable, "-m", "web.space", "build", str(folder), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"python -m web.space push OWNER/NAME --dir {folder}" in done.stdout
+    return folder
+
+
+def front_matter(folder: Path) -> dict:
+    text = (folder / "README.md").read_text()
+    match = re.match(r"---\n(.*?)\n---\n", text, re.S)
+    assert match, "README.md does not start with YAML front matter"
+    return yaml.safe_load(match.group(1))
+
+
+def imported_modules(folder: Path) -> set[str]:
+    names: set[str] = set()
+    for file in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def requirement_names(folder: Path) -> set[str]:
+    lines = (folder / "requirements.txt").read_text().splitlines()
+    return {re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+            for line in lines if line.strip() and not line.startswith("#")}
+
+
+def test_the_space_folder_is_complete(tmp_path):
+    import gradio
+
+    folder = build(tmp_path)
+    meta = front_matter(folder)
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__
+    assert (folder / meta["app_file"]).is_file()
+    assert re.fullmatch(r"3\.\d+", str(meta["python_version"]))
+    assert meta["suggested_hardware"] == "cpu-upgrade"
+    assert "gmk123/GFPGAN" in meta["models"]
+    # the weights fetched at build time are the ones the page's defaults use, at their Hub addresses
+    preloaded = {file for line in meta["preload_from_hub"] for file in line.split()[1].split(",")}
+    assert preloaded == {"GFPGANv1.4.pth", "detection_Resnet50_Final.pth", "parsing_parsenet.pth"}
+    assert (folder / "assets" / "astronaut_old.jpg").is_file()
+    assert "libgl1" in (folder / "packages.txt").read_text().split()
+    assert not (folder / "web" / "space.py").exists() and not list(folder.rglob("__pycache__"))
+
+
+def test_the_space_app_imports_from_its_own_folder(tmp_path):
+    folder = build(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GFP_HUB_REPO")}
+    env.update(HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    code = ("import app, gradio, gfp_core, web; assert isinstance(app.demo, gradio.Blocks); "
+            "print(gfp_core.__file__); print(web.__file__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in done.stdout.split():
+        assert Path(line).resolve().is_relative_to(folder.resolve()), f"{line} was imported from outside the Space"
+
+
+def test_the_space_requirements_cover_its_imports(tmp_path):
+    folder = build(tmp_path)
+    local = {p.name for p in folder.iterdir() if p.is_dir()} | {p.stem for p in folder.glob("*.py")}
+    third_party = imported_modules(folder) - set(sys.stdlib_module_names) - local - {"__future__"}
+    required = requirement_names(folder) | {"gradio"}  # the Space's sdk_version provides Gradio
+    distributions = importlib.metadata.packages_distributions()
+    missing = []
+    for module in sorted(third_party):
+        names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        if names & OPENCV_BUILDS:
+            names |= OPENCV_BUILDS
+        if not names & required:
+            missing.append(f"{module} ({', '.join(sorted(names))})")
+    assert not missing, f"imported but not in the Space's requirements.txt: {missing}"
+
+
+def test_a_hub_repository_of_ones_own_comes_first(tmp_path):
+    folder = build(tmp_path, "--hub-repo", "my-org/face-weights", "--hardware", "zero-a10g")
+    meta = front_matter(folder)
+    assert meta["models"][0] == "my-org/face-weights" and meta["suggested_hardware"] == "zero-a10g"
+    assert all(line.startswith("my-org/face-weights ") for line in meta["preload_from_hub"])
+    assert 'os.environ.setdefault("GFP_HUB_REPO", "my-org/face-weights")' in (folder / "app.py").read_text()
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"HF_HUB_OFFLINE": "1"}, "cannot push: HF_HUB_OFFLINE is set"),
+    ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "cannot push to me/face-demo: ConnectError"),
+])
+def test_push_says_why_it_cannot_reach_the_hub(tmp_path, env, expected):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    environ.update(env, HF_HOME=str(tmp_path / "hf"))
+    done = subprocess.run([sys.executable, "-m", "web.space", "push", "me/face-demo", "--token", "hf_test"],
+                          cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
