@@ -3,8 +3,12 @@ requirements; and ``push``'s messages when the Hub cannot be reached."""
 from __future__ import annotations
 
 import ast
+import base64
+import http.server
 import importlib.metadata
+import json
 import os
+import threading
 import re
 import subprocess
 import sys
@@ -119,3 +123,78 @@ def test_push_says_why_it_cannot_reach_the_hub(tmp_path, env, expected):
     done = subprocess.run([sys.executable, "-m", "web.space", "push", "me/face-demo", "--token", "hf_test"],
                           cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """The Hub API calls a push makes: create the repository, validate the README's front matter, ask
+    how to upload each file (here 'regular': inline in the commit), and the commit itself. Files land
+    in ``store``."""
+
+    store: Path
+    calls: list[str]
+
+    def _reply(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.calls.append(f"{self.path} {self.headers.get('authorization', '')}")
+        base = f"http://{self.headers['Host']}"
+        if self.path == "/api/repos/create":
+            request = json.loads(body)
+            self.store.joinpath("created.json").write_text(json.dumps(request))
+            self._reply({"url": f"{base}/spaces/{request['organization']}/{request['name']}"})
+        elif self.path == "/api/validate-yaml":  # the Hub checks a README's front matter before a commit
+            meta = yaml.safe_load(json.loads(body)["content"].split("---")[1])
+            self._reply({"warnings": [] if meta.get("sdk") == "gradio" else [{"message": "no sdk"}]})
+        elif "/preupload/" in self.path:
+            files = json.loads(body)["files"]
+            self._reply({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                   for f in files]})
+        elif "/commit/" in self.path:
+            for line in body.splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    target = self.store / "files" / item["value"]["path"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(base64.b64decode(item["value"]["content"]))
+            repo = self.path.split("/commit/")[0].removeprefix("/api/spaces/")
+            self._reply({"commitUrl": f"{base}/spaces/{repo}/commit/{'0' * 40}", "commitOid": "0" * 40})
+        else:
+            self.send_error(404)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.calls.append(f"GET {self.path}")
+        self.send_error(404)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_push_uploads_the_built_space(tmp_path):
+    handler = type("Hub", (FakeHub,), {"store": tmp_path, "calls": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        environ.update(HF_ENDPOINT=f"http://127.0.0.1:{server.server_port}", HF_HOME=str(tmp_path / "hf"),
+                       HF_HUB_DISABLE_XET="1")
+        done = subprocess.run([sys.executable, "-m", "web.space", "push", "me/face-demo", "--token", "hf_secret",
+                               "--private"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, (done.stderr[-3000:], handler.calls)
+    assert f"Space uploaded: http://127.0.0.1:{server.server_port}/spaces/me/face-demo" in done.stdout
+    created = json.loads((tmp_path / "created.json").read_text())
+    assert created["type"] == "space" and created["sdk"] == "gradio" and created["visibility"] == "private"
+    assert all(call.endswith("Bearer hf_secret") for call in handler.calls if not call.startswith("GET"))
+    uploaded = tmp_path / "files"
+    assert front_matter(uploaded)["app_file"] == "app.py" and (uploaded / "app.py").is_file()
+    assert (uploaded / "gfp_core" / "face" / "data" / "retinaface_mobile0.25.onnx").stat().st_size > 1_000_000
+    example = Path("assets") / "astronaut_old.jpg"
+    assert (uploaded / example).read_bytes() == (ROOT / example).read_bytes()
