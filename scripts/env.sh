@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create or update the project's virtual environment.
 #   scripts/env.sh            runtime dependencies
-#   scripts/env.sh test       + test dependencies and the official implementation (reference only)
+#   scripts/env.sh train      + the trainer's (requirements-train.txt)
+#   scripts/env.sh test       + trainer, test dependencies and the official implementation (reference only)
 # The environment lives in $GFP_VENV (default: .venv in the checkout). It is rebuilt only when the
 # requirement files change; the project itself is (re)installed in editable mode every time.
 set -euo pipefail
@@ -11,6 +12,7 @@ venv="${GFP_VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
 
 reqs=("$root/requirements.txt")
+[[ "$profile" == train || "$profile" == test ]] && reqs+=("$root/requirements-train.txt")
 [[ "$profile" == test ]] && reqs+=("$root/requirements-test.txt" "$root/requirements-official.txt")
 stamp="$profile $(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)"
 
@@ -20,6 +22,9 @@ if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$venv/.gfp-stamp" 2>/dev/null)" !
   pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
   "${pip[@]}" install --upgrade pip "setuptools>=64" wheel
   "${pip[@]}" install -r "$root/requirements.txt"
+  if [[ "$profile" == train || "$profile" == test ]]; then
+    "${pip[@]}" install -r "$root/requirements-train.txt"
+  fi
   if [[ "$profile" == test ]]; then
     "${pip[@]}" install -r "$root/requirements-test.txt"
     "${pip[@]}" install --no-deps --no-build-isolation -r "$root/requirements-official.txt"

@@ -208,6 +208,11 @@ def _check_types(cfg: dict, defaults: dict, where: str = "") -> None:
         if isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, (int, float)):
+            if isinstance(value, str):  # YAML 1.1 reads 3e-5 (no dot) as text
+                try:
+                    value = cfg[key] = float(value)
+                except ValueError:
+                    pass
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             if ok and isinstance(default, int) and not isinstance(value, int):
                 ok = float(value).is_integer()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import hashlib
 import json
 import logging
 import signal
@@ -333,10 +334,22 @@ class Trainer:
         rows = torch.stack([lq, out.float().cpu(), gt], 1).flatten(0, 1)
         return make_grid((rows.clamp(-1, 1) + 1) / 2, nrow=3, padding=2)
 
+    def weights_digest(self) -> str:
+        """SHA-256 of every saved network's parameters and buffers (equal on all ranks when in sync)."""
+        h = hashlib.sha256()
+        for name, net in sorted(self.nets.saved().items()):
+            for key, t in net.state_dict().items():
+                h.update(f"{name}.{key}".encode())
+                h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
     def save_checkpoint(self) -> Path | None:
         rngs = dist.gather_objects(ckpt.rng_state(), self.ctx)  # every rank's, so a resume is exact
+        digests = dist.gather_objects(self.weights_digest(), self.ctx)
         if not self.ctx.main:
             return None
+        if len(set(digests)) > 1:
+            log.warning("the processes' weights differ at iteration %d (digests %s)", self.iteration, digests)
         state = {
             "format": ckpt.FORMAT,
             "iteration": self.iteration,
@@ -346,6 +359,7 @@ class Trainer:
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "scalers": {k: v.state_dict() if v.is_enabled() else {} for k, v in self.scalers.items()},
             "rng": rngs,
+            "rank_digests": digests,  # one per process: equal when data parallelism kept them in sync
         }
         path = ckpt.save_atomic(state, ckpt.checkpoint_path(self.out, self.iteration))
         ckpt.prune(self.out, self.cfg["log"]["keep_checkpoints"])
@@ -397,6 +411,8 @@ class Trainer:
                         summary["validation"] = scores = self.validate()
                         for k, v in scores.items():
                             self.writer.add_scalar(f"val/{k}", v, it)
+                        metrics_file.write(json.dumps({"iteration": it, "validation": scores}) + "\n")
+                        metrics_file.flush()
                         bar.write(f"iteration {it}: validation PSNR {scores['psnr']:.2f} dB "
                                   f"(input {scores['psnr_input']:.2f}), SSIM {scores['ssim']:.4f}")
                     if it % logc["samples_every"] == 0 or it == total:
