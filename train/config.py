@@ -97,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
         "lr_g": 2e-3,
         "lr_d": 2e-3,
         "lr_component": 2e-3,
+        "g_betas": [0.0, 0.99],  # Adam betas of the generator (official: no momentum)
         "milestones": [600000, 700000],
         "gamma": 0.5,
         "ema_decay": 0.5 ** (32 / (10 * 1000)),

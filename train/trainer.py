@@ -76,6 +76,7 @@ class Trainer:
         self.nets: Networks = build_networks(cfg, self.ctx.device)
         for net in self.nets.saved().values():
             dist.broadcast_module(net, self.ctx)
+        torch.manual_seed(cfg["seed"] * 1009 + self.ctx.rank + 1)  # each process its own StyleGAN2 noise
         self._build_optimisers()
         self._build_data()
         self.writer = None
@@ -93,7 +94,7 @@ class Trainer:
         # StyleGAN2's lazy regularisation: the discriminator's Adam is rescaled for R1 every k steps
         ratio = loss["d_reg_every"] / (loss["d_reg_every"] + 1)
         self.optimisers: dict[str, torch.optim.Optimizer] = {
-            "g": torch.optim.Adam(g_params, lr=t["lr_g"], betas=(0.0, 0.99)),
+            "g": torch.optim.Adam(g_params, lr=t["lr_g"], betas=tuple(t["g_betas"])),
             "d": torch.optim.Adam(self.nets.d.parameters(), lr=t["lr_d"] * ratio, betas=(0.0, 0.99 ** ratio)),
         }
         for name, net in self.nets.components.items():
@@ -133,7 +134,10 @@ class Trainer:
                                    start_iteration)
         loader = DataLoader(self.dataset, batch_size=data["batch_size"], sampler=sampler,
                             num_workers=data["workers"], pin_memory=self.ctx.device.type == "cuda",
-                            persistent_workers=False, prefetch_factor=2 if data["workers"] else None)
+                            persistent_workers=False, prefetch_factor=2 if data["workers"] else None,
+                            # its own generator: making the iterator must not draw from the global one,
+                            # which the StyleGAN2 noise uses (a resume would shift it)
+                            generator=torch.Generator().manual_seed(self.cfg["seed"]))
         return iter(loader)
 
     def _resume(self, resume: str | Path | bool | None) -> None:
