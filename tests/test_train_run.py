@@ -132,7 +132,7 @@ def test_tiny_recipe_learns_and_the_export_restores_faces_in_gfp_core(faces, tmp
 @pytest.mark.heavy
 def test_sigkill_then_resume_gives_the_same_losses(faces, tmp_path) -> None:
     env = environment(faces)
-    iterations = 8
+    iterations = 6
     straight = tmp_path / "straight"
     run(train_cmd(faces, straight, f"train.iterations={iterations}", *SHORT), env)
     reference = losses(straight)
