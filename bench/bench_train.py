@@ -71,12 +71,22 @@ def bench_official(inputs: dict[str, Path], device: str, iterations: int, workdi
     from official import load_official
 
     load_official()
+    from basicsr.models.base_model import BaseModel
     from gfpgan.models.gfpgan_model import GFPGANModel
+
+    # the official code passes betas=(0, 0.99) (an int and a float), which current torch refuses
+    make = BaseModel.get_optimizer
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])
+        return make(self, optim_type, params, lr, **kwargs)
+    BaseModel.get_optimizer = get_optimizer
     from torchvision.models import vgg19
 
+    from train.components import load_components
     from train.config import load_config
     from train.data import DegradedFaces, list_images
-    from train.components import load_components
 
     # basicsr reads VGG19 from experiments/pretrained_models/ in the working folder
     vgg_path = workdir / "experiments" / "pretrained_models" / "vgg19-dcbb9e9d.pth"
@@ -162,6 +172,7 @@ def main() -> None:
         ours = bench_ours(inputs, args.device, args.iterations, tmp_path / "run")
         result = {"device": args.device, "threads": torch.get_num_threads(), "iterations": args.iterations,
                   "ours_s_per_it": float(np.mean(ours)), "ours_times": ours}
+        print(f"ours: {np.mean(ours):.2f} s/iteration ({ours})", flush=True)
         if not args.skip_official:
             theirs = bench_official(inputs, args.device, args.iterations, tmp_path / "official")
             result.update(official_s_per_it=float(np.mean(theirs)), official_times=theirs,
