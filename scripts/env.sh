@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create or update the project's virtual environment.
 #   scripts/env.sh            runtime dependencies
-#   scripts/env.sh web        + the web demo's (Gradio)
-#   scripts/env.sh test       + the web demo's, test dependencies and the official implementation (reference only)
+#   scripts/env.sh web        + the web demo's (requirements-web.txt: Gradio)
+#   scripts/env.sh train      + the trainer's (requirements-train.txt)
+#   scripts/env.sh test       + web demo, trainer, test dependencies and the official implementation (reference only)
 # The environment lives in $GFP_VENV (default: .venv in the checkout). It is rebuilt only when the
 # requirement files change; the project itself is (re)installed in editable mode every time.
 set -euo pipefail
@@ -13,6 +14,7 @@ python="${PYTHON:-python3}"
 
 reqs=("$root/requirements.txt")
 [[ "$profile" == web || "$profile" == test ]] && reqs+=("$root/requirements-web.txt")
+[[ "$profile" == train || "$profile" == test ]] && reqs+=("$root/requirements-train.txt")
 [[ "$profile" == test ]] && reqs+=("$root/requirements-test.txt" "$root/requirements-official.txt")
 stamp="$profile $(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)"
 
@@ -22,7 +24,12 @@ if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$venv/.gfp-stamp" 2>/dev/null)" !
   pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
   "${pip[@]}" install --upgrade pip "setuptools>=64" wheel
   "${pip[@]}" install -r "$root/requirements.txt"
-  [[ "$profile" == web || "$profile" == test ]] && "${pip[@]}" install -r "$root/requirements-web.txt"
+  if [[ "$profile" == web || "$profile" == test ]]; then
+    "${pip[@]}" install -r "$root/requirements-web.txt"
+  fi
+  if [[ "$profile" == train || "$profile" == test ]]; then
+    "${pip[@]}" install -r "$root/requirements-train.txt"
+  fi
   if [[ "$profile" == test ]]; then
     "${pip[@]}" install -r "$root/requirements-test.txt"
     "${pip[@]}" install --no-deps --no-build-isolation -r "$root/requirements-official.txt"

@@ -1,0 +1,81 @@
+"""Command line of the trainer.
+
+    python -m train --config RECIPE [key.path=value ...] [--resume [CHECKPOINT]]
+    torchrun --nproc_per_node N -m train --config RECIPE ...
+    python -m train export RUN_OR_CHECKPOINT OUTPUT.safetensors
+    python -m train prepare PHOTOS... --output FOLDER [--size 512]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gfp_core.errors import GFPError
+
+
+def _train(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train", description="Train or fine-tune GFPGAN.")
+    parser.add_argument("--config", "-c", required=True,
+                        help="recipe YAML file, or a bundled recipe: gfpgan_v1, finetune, tiny_cpu")
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value",
+                        help="settings that replace the recipe's, e.g. data.train=faces/ train.iterations=1000")
+    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
+                        help="continue the run in the output folder (latest checkpoint) or from CHECKPOINT")
+    args = parser.parse_args(argv)
+    from .config import load_config
+    from .trainer import run
+
+    cfg = load_config(args.config, args.overrides)
+    summary = run(cfg, args.resume)
+    if summary.get("stopped"):
+        print(f"stopped at iteration {summary['iteration']}")
+    return 0
+
+
+def _export(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train export",
+                                     description="Export a trained generator for gfp_core (.safetensors).")
+    parser.add_argument("source", help="a run folder (its latest checkpoint) or a checkpoint file")
+    parser.add_argument("output", help="the .safetensors file to write")
+    parser.add_argument("--network", default="g_ema", choices=("g_ema", "g"),
+                        help="the EMA generator (default, what the official releases hold) or the raw one")
+    args = parser.parse_args(argv)
+    from .export import export_checkpoint
+
+    print(export_checkpoint(args.source, args.output, args.network))
+    return 0
+
+
+def _prepare(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train prepare",
+                                     description="Detect, align and crop the faces of photos for training.")
+    parser.add_argument("sources", nargs="+", help="photos or folders of photos")
+    parser.add_argument("--output", "-o", required=True, help="folder for the aligned face crops")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--detector", default="embedded",
+                        help="embedded (default, needs no download), retinaface_resnet50, retinaface_mobile0.25")
+    parser.add_argument("--min-eye-distance", type=float, default=0.0,
+                        help="skip faces whose eyes are closer than this many pixels (too small to learn from)")
+    args = parser.parse_args(argv)
+    from .prepare import prepare_faces
+
+    written = prepare_faces(args.sources, args.output, args.size, args.detector, args.min_eye_distance)
+    print(f"{len(written)} face(s) written to {args.output}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"export": _export, "prepare": _prepare}
+    try:
+        if argv and argv[0] in commands:
+            return commands[argv[0]](argv[1:])
+        return _train(argv)
+    except GFPError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
