@@ -105,7 +105,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         min_face_size=args.min_face_size, select=args.select,
         indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
         background=args.bg_upsampler, background_tile=args.bg_tile,
-        max_pixels=args.max_pixels, allow_unverified=args.allow_unverified)
+        max_pixels=args.max_pixels, allow_unverified=args.allow_unverified, exact=args.exact)
     info = restorer.model.gfp_info
     detector = "none (aligned faces)" if args.aligned else restorer.detector.name
     print(f"model: {info['name'] or info['arch']} from {info['path']}; detector: {detector}", file=sys.stderr)
@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: no detection")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--dtype", default="fp32", choices=DTYPE_NAMES)
+    p.add_argument("--exact", action="store_true",
+                   help="reference kernels: the official numerics bit for bit (default: faster kernels, "
+                        "same result within float rounding)")
     p.add_argument("--ext", default="auto", help="output format: auto (as the input), png, jpg, webp, tif")
     p.add_argument("--suffix", default="", help="added to restored file names")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
