@@ -103,14 +103,15 @@ class GFPGANBase(nn.Module):
     def optimize_for_inference(self) -> GFPGANBase:
         """Pick the fastest kernels measured for where the model lives (``bench/bench_forward.py``).
 
-        float32 on the CPU: Winograd 3×3 convolutions (:mod:`gfp_core.archs.conv`), NCHW. Other
-        devices and reduced precision: channels-last. Results differ from the reference kernels by
-        float rounding only; a model that is never optimised reproduces the official code bit for bit.
+        On the CPU: Winograd 3×3 convolutions (:mod:`gfp_core.archs.conv`), in NCHW for float32; bf16
+        runs channels-last, its wide layers in float32 Winograd. CUDA: channels-last. Results differ
+        from the reference kernels by float rounding only (bf16: by its precision); a model that is
+        never optimised reproduces the official code bit for bit.
         """
         param = next(self.parameters())
-        if param.device.type == "cpu" and param.dtype is torch.float32:
+        if param.device.type == "cpu":
             self.fast_kernels = True
-        elif param.device.type in ("cpu", "cuda"):
+        if param.device.type == "cuda" or (param.device.type == "cpu" and param.dtype is not torch.float32):
             self.to_channels_last()
         return self
 

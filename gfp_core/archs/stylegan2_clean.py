@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .conv import conv2d, fast_kernels_enabled
+from .conv import conv2d, fast_kernels_enabled, is_channels_last
 from .sft import generate
 
 
@@ -29,11 +29,6 @@ def demodulation(weight: torch.Tensor, eps: float) -> torch.Tensor:
     Summed in fp32: in fp16 the sum of squares over in·k·k terms can overflow.
     """
     return torch.rsqrt(weight.float().pow(2).sum([2, 3, 4]) + eps).to(weight.dtype)
-
-
-def is_channels_last(x: torch.Tensor) -> bool:
-    """Whether ``x`` is stored NHWC (channels-last), the layout oneDNN convolves fastest on CPUs."""
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 class ModulatedConv2d(nn.Module):
