@@ -51,6 +51,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from gfp_core.archs import GFPGANv1, GFPGANv1Clean  # noqa: E402
+from gfp_core.device import resolve_dtype  # noqa: E402
 from official import official_gfpgan  # noqa: E402  (tests/official.py: imports and patches gfpgan/basicsr)
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -68,19 +69,37 @@ class Impl:
     key: str  # command-line name
     arch: str  # "clean" or "original" (the argument of official_gfpgan)
     label: str  # shown in the table
+    dtype: str = "fp32"  # ours only: fp32, bf16, fp16
+    exact: bool = False  # ours only: reference kernels (bit-identical with the official code)
+    runtime: str = "torch"  # or "onnxruntime" (our exported graph)
 
     @property
     def is_official(self) -> bool:
         return self.key.startswith("official")
 
+    @property
+    def is_ours(self) -> bool:
+        return self.key.startswith("ours")
+
 
 IMPLS: tuple[Impl, ...] = (
     Impl("ours-clean", "clean", "ours GFPGANv1Clean"),
+    Impl("ours-clean-exact", "clean", "ours GFPGANv1Clean, exact=True"),
+    Impl("ours-clean-bf16", "clean", "ours GFPGANv1Clean bf16", dtype="bf16"),
+    Impl("ours-clean-fp16", "clean", "ours GFPGANv1Clean fp16", dtype="fp16"),
+    Impl("onnxruntime-clean", "clean", "ours exported, onnxruntime CPU", exact=True, runtime="onnxruntime"),
     Impl("official-clean", "clean", "official GFPGANv1Clean"),
     Impl("spandrel-clean", "clean", "spandrel GFPGAN"),
     Impl("ours-original", "original", "ours GFPGANv1"),
     Impl("official-original", "original", "official GFPGANv1"),
 )
+#: what runs without --impls (spandrel's arch is a copy of the official one: --impls adds it)
+DEFAULT_IMPLS = {
+    "cpu": ("ours-clean", "ours-clean-exact", "ours-clean-bf16", "onnxruntime-clean", "official-clean",
+            "ours-original", "official-original"),
+    "cuda": ("ours-clean", "ours-clean-fp16", "ours-clean-bf16", "official-clean", "ours-original",
+             "official-original"),
+}
 IMPLS_BY_KEY = {impl.key: impl for impl in IMPLS}
 
 
@@ -108,6 +127,7 @@ class Result:
     ratio_vs_official: float | None = None
     other_cpu: list[float | None] = field(default_factory=list)
     max_abs_diff_vs_official: float | None = None
+    mean_abs_diff_vs_official: float | None = None
     memory: dict[str, float | str] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -143,7 +163,65 @@ def official_source(arch: str, seed: int, noise_strength: float, device: torch.d
     return official_gfpgan(arch, seed, noise_strength).to(device)
 
 
-def build(impl: Impl, source: nn.Module, device: torch.device, spandrel_call: str) -> Loaded:
+def kernel_note(model: nn.Module) -> str:
+    if getattr(model, "fast_kernels", False):
+        return "Winograd 3×3 (NNPACK), NCHW"
+    return "channels-last" if getattr(model, "memory_format", None) == torch.channels_last else "reference"
+
+
+def graphed(forward: Forward) -> Forward:
+    """``forward`` replayed from a CUDA graph captured per input shape (static input/output buffers)."""
+    graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        key = tuple(x.shape)
+        if key not in graphs:
+            static_x = x.clone()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # warm-up outside the graph, as capture requires
+                    forward(static_x)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = forward(static_x)
+            graphs[key] = (graph, static_x, static_out)
+        graph, static_x, static_out = graphs[key]
+        static_x.copy_(x)
+        graph.replay()
+        return static_out
+
+    return run
+
+
+def build_onnxruntime(impl: Impl, model: nn.Module) -> Loaded:
+    """Our model exported with :func:`gfp_core.export_onnx.export_onnx` (one graph per batch size, made
+    on first use, i.e. in the warm-up) and run by onnxruntime's CPU provider with the torch thread count."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from gfp_core.export_onnx import export_onnx
+
+    folder = Path(tempfile.mkdtemp(prefix="gfp_onnx_"))
+    sessions: dict[int, ort.InferenceSession] = {}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        if batch not in sessions:
+            path = export_onnx(model, folder / f"gfpgan_b{batch}.onnx", batch_size=batch, overwrite=True)
+            sessions[batch] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return torch.from_numpy(sessions[batch].run(None, {"faces": x.float().cpu().numpy()})[0])
+
+    return Loaded(impl, model, forward, forward, [f"onnxruntime {ort.__version__}, exported with fixed noise"])
+
+
+def build(impl: Impl, source: nn.Module, device: torch.device, spandrel_call: str,
+          cuda_graphs: bool = False) -> Loaded:
     """Build ``impl`` on ``device`` with the weights of ``source`` (the official model of its arch)."""
     if impl.is_official:
         notes = ["fused LeakyReLU: pure-PyTorch patch from tests/official.py"] if impl.arch == "original" else []
@@ -156,15 +234,23 @@ def build(impl: Impl, source: nn.Module, device: torch.device, spandrel_call: st
         return Loaded(impl, source, official_forward, official_forward, notes)
 
     state_dict = source.state_dict()
-    if impl.key.startswith("ours"):
+    if impl.is_ours or impl.runtime == "onnxruntime":
         model: nn.Module = (GFPGANv1Clean() if impl.arch == "clean" else GFPGANv1())
         model.load_state_dict(state_dict, strict=True)
-        model = model.eval().to(device)
+        dtype = resolve_dtype(impl.dtype, device)
+        model = model.eval().requires_grad_(False).to(device=device, dtype=dtype)
+        if not impl.exact:  # what load_model does unless exact=True
+            model.optimize_for_inference()
+        if impl.runtime == "onnxruntime":
+            return build_onnxruntime(impl, model)
 
         def ours_forward(x: torch.Tensor) -> torch.Tensor:
-            return model(x, return_rgb=False)[0]
+            return model(x.to(dtype), return_rgb=False)[0].float()
 
-        return Loaded(impl, model, ours_forward, ours_forward)
+        notes = [] if impl.exact else [f"kernels: {kernel_note(model)}"]
+        if cuda_graphs and device.type == "cuda":
+            return Loaded(impl, model, graphed(ours_forward), ours_forward, notes + ["CUDA graph"])
+        return Loaded(impl, model, ours_forward, ours_forward, notes)
 
     import spandrel
 
@@ -187,7 +273,7 @@ def build(impl: Impl, source: nn.Module, device: torch.device, spandrel_call: st
 
 
 def build_all(impls: list[Impl], seed: int, noise_strength: float, device: torch.device,
-              spandrel_call: str) -> dict[str, Loaded]:
+              spandrel_call: str, cuda_graphs: bool = False) -> dict[str, Loaded]:
     loaded: dict[str, Loaded] = {}
     for arch in ("clean", "original"):
         members = [impl for impl in impls if impl.arch == arch]
@@ -195,7 +281,7 @@ def build_all(impls: list[Impl], seed: int, noise_strength: float, device: torch
             continue
         source = official_source(arch, seed, noise_strength, device)
         for impl in members:
-            loaded[impl.key] = build(impl, source, device, spandrel_call)
+            loaded[impl.key] = build(impl, source, device, spandrel_call, cuda_graphs)
         del source
     return loaded
 
@@ -255,14 +341,15 @@ def time_once(forward: Forward, x: torch.Tensor, device: torch.device) -> Timing
 
 
 @torch.inference_mode()
-def max_abs_diffs(loaded: dict[str, Loaded], x: torch.Tensor) -> dict[str, float]:
-    """Largest absolute output difference of every implementation from the official one of its arch."""
+def max_abs_diffs(loaded: dict[str, Loaded], x: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """Largest and mean absolute output difference of every implementation from the official one of its arch."""
     outputs = {key: item.checked(x).float().cpu() for key, item in loaded.items()}
-    diffs: dict[str, float] = {}
+    diffs: dict[str, tuple[float, float]] = {}
     for key, item in loaded.items():
         reference = f"official-{item.impl.arch}"
         if reference in outputs:
-            diffs[key] = (outputs[key] - outputs[reference]).abs().max().item()
+            diff = (outputs[key] - outputs[reference]).abs()
+            diffs[key] = (diff.max().item(), diff.mean().item())
     return diffs
 
 
@@ -385,7 +472,8 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict[str, obj
     info: dict[str, object] = {
         "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
         "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "device": str(device), "dtype": "float32", "face_size": FACE_SIZE, "batches": args.batches,
+        "device": str(device), "dtype": "fp32 unless the implementation says", "face_size": FACE_SIZE,
+        "batches": args.batches,
         "warmup": args.warmup, "repeats": args.repeats, "seed": args.seed,
         "noise_strength": args.noise_strength, "spandrel_call": args.spandrel_call,
     }
@@ -407,16 +495,19 @@ def _max_other_cpu(result: Result) -> float | None:
 
 
 def markdown_table(results: list[Result]) -> str:
-    lines = ["| arch | implementation | batch | median s/forward | min s/forward | median s/face "
-             "| vs official | max abs diff | other CPU load |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| arch | implementation | batch | median s/forward | min s/forward | ms/face | faces/s "
+             "| speed-up vs official | max / mean abs diff | other CPU load |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        ratio = f"{r.ratio_vs_official:.3f}×" if r.ratio_vs_official is not None else "–"
-        diff = f"{r.max_abs_diff_vs_official:.2e}" if r.max_abs_diff_vs_official is not None else "–"
+        speedup = f"{1 / r.ratio_vs_official:.2f}×" if r.ratio_vs_official else "–"
+        diff = "–"
+        if r.max_abs_diff_vs_official is not None:
+            diff = f"{r.max_abs_diff_vs_official:.1e} / {r.mean_abs_diff_vs_official:.1e}"
         load = _max_other_cpu(r)
         load_text = f"{load:.0%}" if load is not None else "–"
         lines.append(f"| {r.arch} | {r.label} | {r.batch} | {r.median_s:.3f} | {r.min_s:.3f} "
-                     f"| {r.median_per_face_s:.3f} | {ratio} | {diff} | {load_text} |")
+                     f"| {1000 * r.median_per_face_s:.0f} | {1 / r.median_per_face_s:.2f} | {speedup} | {diff} "
+                     f"| {load_text} |")
     return "\n".join(lines)
 
 
@@ -443,8 +534,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4], help="batch sizes (default: 1 4)")
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per implementation and batch")
     parser.add_argument("--warmup", type=int, default=1, help="untimed forwards per implementation and batch")
-    parser.add_argument("--impls", nargs="+", choices=list(IMPLS_BY_KEY), default=list(IMPLS_BY_KEY),
-                        help="implementations to run (default: all)")
+    parser.add_argument("--impls", nargs="+", choices=list(IMPLS_BY_KEY), default=None,
+                        help="implementations to run (default: " + "; ".join(
+                            f"{device}: {' '.join(keys)}" for device, keys in DEFAULT_IMPLS.items()) + ")")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="CUDA only: replay our fp16/bf16/fp32 forward from a captured CUDA graph")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs")
     parser.add_argument("--noise-strength", type=float, default=0.1,
                         help="StyleGAN2 noise strengths (0 in a fresh model; nonzero in real checkpoints)")
@@ -458,6 +552,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or min(args.batches) < 1:
         parser.error("--repeats and --batches must be ≥ 1, --warmup ≥ 0")
+    if args.impls is None:
+        args.impls = list(DEFAULT_IMPLS["cuda" if args.device.startswith("cuda") else "cpu"])
+    if not args.device.startswith("cuda"):
+        args.impls = [key for key in args.impls if IMPLS_BY_KEY[key].dtype != "fp16"]  # no fp16 kernels on CPUs
+    if any(IMPLS_BY_KEY[key].runtime == "onnxruntime" for key in args.impls) and args.warmup < 1:
+        parser.error("the onnxruntime implementation exports its graph in the warm-up: use --warmup ≥ 1")
     return args
 
 
@@ -484,7 +584,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     impls = [IMPLS_BY_KEY[key] for key in IMPLS_BY_KEY if key in args.impls]
     print(f"building {len(impls)} models on {device} …", flush=True)
-    loaded = build_all(impls, args.seed, args.noise_strength, device, args.spandrel_call)
+    loaded = build_all(impls, args.seed, args.noise_strength, device, args.spandrel_call, args.cuda_graphs)
 
     results: list[Result] = []
     for batch in args.batches:
@@ -502,20 +602,25 @@ def main(argv: list[str] | None = None) -> None:
                 median_s=median, min_s=min(seconds[impl.key]), median_per_face_s=median / batch,
                 ratio_vs_official=median / official_median if official_median else None,
                 other_cpu=[t.other_cpu for t in timings[impl.key]],
-                max_abs_diff_vs_official=diffs.get(impl.key), notes=loaded[impl.key].notes,
+                max_abs_diff_vs_official=diffs[impl.key][0] if impl.key in diffs else None,
+                mean_abs_diff_vs_official=diffs[impl.key][1] if impl.key in diffs else None,
+                notes=loaded[impl.key].notes,
             ))
     del loaded
     gc.collect()
 
     if args.memory:
         for result in results:
+            if IMPLS_BY_KEY[result.impl].runtime != "torch":
+                result.memory = {"method": "failed", "error": "not measured (onnxruntime)"}
+                continue
             print(f"memory: {result.impl} batch {result.batch} …", flush=True)
             result.memory = measure_memory(IMPLS_BY_KEY[result.impl], result.batch, args)
 
     wall = time.perf_counter() - started
     env = environment(args, device)
     print()
-    print(f"GFPGAN forward, {FACE_SIZE}×{FACE_SIZE} fp32 on {env.get('gpu', env['cpu'])} ({device}, "
+    print(f"GFPGAN forward, {FACE_SIZE}×{FACE_SIZE} on {env.get('gpu', env['cpu'])} ({device}, "
           f"{env['torch_threads']} threads), torch {env['torch']}; median of {args.repeats} after "
           f"{args.warmup} warm-up; 'vs official' = median / official median of the same arch; "
           f"max abs diff vs official at batch {args.batches[0]}; 'other CPU load' = largest share of "

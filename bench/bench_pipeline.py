@@ -6,13 +6,15 @@ The photo is 1024×1024 RGB, built from the three left-hand faces of insightface
 our embedded detector, once, before any timing; both pipelines get the same landmarks (the official
 code works in BGR, with the same pixel coordinates), so detection is left out of both timings.
 
-* **Ours**: ``FaceRestorer(weights, detector='embedded', upscale=2, mask='box').restore(rgb, faces=faces)``
-  — alignment, one batched forward, box masks, paste-back, Lanczos background.
+* **Ours**: ``FaceRestorer(weights, detector='embedded', upscale=2, mask='parsing').restore(rgb, faces=faces)``
+  — alignment, restoration, ParseNet masks, paste-back, Lanczos background; in fp32 (default
+  kernels) and, as a second row, bf16 (``--dtypes``). ``--mask box`` compares square masks instead.
 * **Official**: the body of ``gfpgan.utils.GFPGANer.enhance`` (gfpgan 1.3.8, facexlib's
   ``FaceRestoreHelper``), call for call, with ``get_face_landmarks_5`` replaced by setting the given
-  landmarks; square (box) paste masks (``use_parse=False``), no background upsampler, upscale 2.
-  The restorer and its helper are built without their constructors, which would download the
-  detection and parsing weights.
+  landmarks; ParseNet paste masks (``use_parse=True``, as ``GFPGANer`` builds its helper) with the
+  same seeded random ParseNet weights as ours, no background upsampler, upscale 2. The restorer and
+  its helper are built without their constructors, which would download the detection and parsing
+  weights.
 
 Both load the same seeded random v1.4-format checkpoint (``official_gfpgan('clean', seed, 0.1)`` from
 ``tests/official.py``, saved as ``{'params_ema': state_dict}`` to a temporary ``.pth``). After one
@@ -115,7 +117,7 @@ def save_weights(directory: Path, seed: int, noise_strength: float) -> Path:
     return path
 
 
-def official_restorer(weights: Path, device: torch.device):
+def official_restorer(weights: Path, device: torch.device, parse_state: dict[str, torch.Tensor] | None = None):
     """``GFPGANer(weights, upscale=2, arch='clean', channel_multiplier=2)`` without its constructor.
 
     The constructor would download the RetinaFace and ParseNet weights; neither is used here (the
@@ -145,10 +147,17 @@ def official_restorer(weights: Path, device: torch.device):
                                      [201.26117, 371.41043], [313.08905, 371.15118]]) * (FACE_SIZE / 512.0)
     helper.save_ext = "png"
     helper.pad_blur = False
-    helper.use_parse = False  # square paste masks, like ours with mask='box' (GFPGANer itself parses)
+    # GFPGANer parses (use_parse=True, ParseNet); without parse_state: square masks, like ours with mask='box'
+    helper.use_parse = parse_state is not None
     helper.device = device
     helper.face_det = None  # never called: the landmarks are given
-    helper.face_parse = None  # never called: use_parse is False
+    helper.face_parse = None
+    if parse_state is not None:  # what init_parsing_model('parsenet') builds, with the given weights
+        from facexlib.parsing.parsenet import ParseNet
+
+        helper.face_parse = ParseNet(in_size=512, out_size=512, parsing_ch=19)
+        helper.face_parse.load_state_dict(parse_state, strict=True)
+        helper.face_parse.eval().to(device)
     helper.is_gray = False  # read by newer facexlib versions
     helper.input_img = None
     helper.clean_all()  # all_landmarks_5, det_faces, affine_matrices, …, pad_input_imgs = []
@@ -245,53 +254,76 @@ def output_differences(ours, official) -> dict[str, float]:
 
 
 @torch.no_grad()
-def deterministic_face_difference(restorer, crop_bgr: np.ndarray, ours_face_rgb: np.ndarray) -> float:
-    """Largest difference of our first restored face from the official model's on the official crop,
-    with the official forward's noise fixed (``randomize_noise=False``): checks that the weights match."""
+def official_fixed_noise(restorer, crops_rgb: np.ndarray) -> np.ndarray:
+    """The official model's restorations of ``crops_rgb`` (RGB uint8) with its noise fixed
+    (``randomize_noise=False``) and its own pre- and post-processing: RGB uint8."""
     from basicsr.utils import img2tensor, tensor2img
     from torchvision.transforms.functional import normalize
 
-    x = img2tensor(crop_bgr / 255., bgr2rgb=True, float32=True)
-    normalize(x, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), inplace=True)
-    output = restorer.gfpgan(x.unsqueeze(0).to(restorer.device), return_rgb=False, randomize_noise=False)[0]
-    face_bgr = tensor2img(output.squeeze(0), rgb2bgr=True, min_max=(-1, 1)).astype(np.uint8)
-    return float(np.abs(face_bgr[:, :, ::-1].astype(np.int16) - ours_face_rgb.astype(np.int16)).max())
+    faces = []
+    for crop in crops_rgb:
+        x = img2tensor(np.ascontiguousarray(crop[:, :, ::-1]) / 255., bgr2rgb=True, float32=True)
+        normalize(x, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), inplace=True)
+        output = restorer.gfpgan(x.unsqueeze(0).to(restorer.device), return_rgb=False, randomize_noise=False)[0]
+        faces.append(tensor2img(output.squeeze(0), rgb2bgr=True, min_max=(-1, 1)).astype(np.uint8)[:, :, ::-1])
+    return np.stack(faces)
+
+
+def restored_crop_check(restorer, ours) -> dict[str, float]:
+    """Our restored crops against the official model's on the same (our) crops with fixed noise:
+    8-bit levels. Equal within 1/255 means max ≤ 1 (a rounding step)."""
+    reference = official_fixed_noise(restorer, ours.cropped_faces)
+    diff = np.abs(ours.restored_faces.astype(np.int16) - reference.astype(np.int16))
+    return {"max": float(diff.max()), "mean": float(diff.mean()), "share_differing": float((diff > 0).mean())}
 
 
 def run_benchmark(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
+    from gfp_core.synthetic import random_state_dict, write_random_checkpoint
+    from gfp_core.weights import add_model_dir
+
     photo = make_photo()
     photo_bgr = np.ascontiguousarray(photo[:, :, ::-1])  # what cv2.imread would give the official code
     faces = find_faces(photo, device)
 
+    ours: dict[str, FaceRestorer] = {}
     with tempfile.TemporaryDirectory(prefix="gfp_bench_") as tmp:
         weights = save_weights(Path(tmp), args.seed, args.noise_strength)
-        ours = FaceRestorer(weights, detector="embedded", upscale=UPSCALE, mask="box", device=device)
-        official = official_restorer(weights, device)
-    clock = StageClock(ours)
+        parse_state = None
+        if args.mask == "parsing":  # the same seeded ParseNet for both, ours found in a model folder
+            parse_state = random_state_dict("parsenet", seed=args.seed)
+            write_random_checkpoint("parsenet", Path(tmp) / "parsing_parsenet.pth", seed=args.seed)
+            add_model_dir(tmp, kinds=["parsing"])
+        for dtype in args.dtypes:
+            key = "ours" if dtype == "fp32" else f"ours-{dtype}"
+            ours[key] = FaceRestorer(weights, detector="embedded", upscale=UPSCALE, mask=args.mask, device=device,
+                                     dtype=dtype, allow_unverified=True)
+            ours[key].parser  # noqa: B018  (loaded now, while its file exists; not in any timing)
+        official = official_restorer(weights, device, parse_state)
+    clocks = {key: StageClock(restorer) for key, restorer in ours.items()}
     official_stages: dict[str, float] = {}
 
-    def run_ours():
-        clock.reset()
-        return ours.restore(photo, faces=faces)
+    def run_ours(key: str):
+        clocks[key].reset()
+        return ours[key].restore(photo, faces=faces)
 
     def run_official():
         official_stages.clear()
         return official_enhance_with_landmarks(official, photo_bgr, faces, official_stages)
 
-    runs = {"ours": run_ours, "official": run_official}
-    labels = {"ours": "ours FaceRestorer.restore", "official": "official GFPGANer.enhance"}
-    stage_of = {"ours": lambda: dict(clock.last), "official": lambda: dict(official_stages)}
+    runs: dict[str, Callable] = {key: (lambda key=key: run_ours(key)) for key in ours}
+    runs["official"] = run_official
+    labels = {key: f"ours FaceRestorer.restore{'' if key == 'ours' else ', ' + key[5:]}" for key in ours}
+    labels["official"] = "official GFPGANer.enhance"
+    stage_of: dict[str, Callable] = {key: (lambda key=key: dict(clocks[key].last)) for key in ours}
+    stage_of["official"] = lambda: dict(official_stages)
 
     print(f"{args.warmup} warm-up + {args.repeats} timed runs each …", flush=True)
     first: dict[str, object] = {}
-    for _ in range(args.warmup):
+    for _ in range(max(1, args.warmup)):  # at least one untimed run, for the comparison of the outputs
         for key, run in runs.items():
             first.setdefault(key, run())
-    if not first:  # no warm-up asked: one untimed run anyway, for the comparison of the outputs
-        first = {key: run() for key, run in runs.items()}
     diffs = output_differences(first["ours"], first["official"])
-    diffs["face0_max_abs_fixed_noise"] = deterministic_face_difference(official, first["official"][0][0],
-                                                                       first["ours"].restored_faces[0])
+    checks = {key: restored_crop_check(official, first[key]) for key in ours}
 
     keys = list(runs)
     timings: dict[str, list[bf.Timing]] = {key: [] for key in keys}
@@ -302,7 +334,7 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> dict[str, o
             timing = bf.time_once(lambda _, run=runs[key]: run(), None, device)
             timings[key].append(timing)
             per_run = stage_of[key]()
-            if key == "ours":
+            if key != "official":
                 per_run["masks+paste+background"] = per_run["masks"] + per_run["paste"] + per_run["background"]
                 named = sum(per_run[name] for name in OURS_STAGES.values())
             else:
@@ -321,11 +353,11 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> dict[str, o
                               stages[key], per_stage))
     photo_info = {"source": "insightface data/images/t1.jpg (read in place)", "region_xywh":
                   [T1_REGION[0], T1_REGION[1], T1_REGION[2], T1_REGION[2]], "size": [PHOTO_SIZE, PHOTO_SIZE],
-                  "resize": "cv2.INTER_CUBIC", "upscale": UPSCALE, "mask": "box",
+                  "resize": "cv2.INTER_CUBIC", "upscale": UPSCALE, "mask": args.mask,
                   "faces": [{"box": f.box.tolist(), "landmarks": f.landmarks.tolist(), "score": float(f.score)}
                             for f in faces]}
-    return {"photo": photo_info, "results": results, "differences": diffs,
-            "ours_batch_size": ours.batch_size}
+    return {"photo": photo_info, "results": results, "differences": diffs, "restored_crop_checks": checks,
+            "ours_batch_size": ours["ours"].batch_size}
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,7 +380,7 @@ def markdown_table(results: list[Result]) -> str:
 
 
 def stage_table(results: list[Result], batch_size: int) -> str:
-    ours = next(r.stage_medians_s for r in results if r.impl == "ours")
+    ours = next(r.stage_medians_s for r in results if r.impl == "ours")  # the fp32 default
     official = next(r.stage_medians_s for r in results if r.impl == "official")
     batches = -(-NUM_FACES // batch_size)
     rows = [
@@ -396,10 +428,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--noise-strength", type=float, default=0.1,
                         help="StyleGAN2 noise strengths of the weights (0 in a fresh model)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--mask", choices=("parsing", "box"), default="parsing",
+                        help="paste masks of both pipelines: parsing (ParseNet, what GFPGANer uses; default) or box")
+    parser.add_argument("--dtypes", nargs="+", choices=("fp32", "bf16", "fp16"), default=None,
+                        help="our pipeline in these dtypes (default: fp32 bf16 on CPU, fp32 fp16 on CUDA)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default: {DEFAULT_JSON})")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be ≥ 1, --warmup ≥ 0")
+    if args.dtypes is None:
+        args.dtypes = ["fp32", "fp16"] if args.device.startswith("cuda") else ["fp32", "bf16"]
+    if "fp32" not in args.dtypes:
+        args.dtypes.insert(0, "fp32")  # the reference row of the stage table and the output comparison
     return args
 
 
@@ -416,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print()
     print(f"GFPGAN whole photo, {PHOTO_SIZE}×{PHOTO_SIZE} RGB with {NUM_FACES} faces (insightface t1.jpg), "
-          f"upscale {UPSCALE}, box masks, fp32 on {env.get('gpu', env['cpu'])} ({device}, {env['torch_threads']} "
+          f"upscale {UPSCALE}, {args.mask} masks on {env.get('gpu', env['cpu'])} ({device}, {env['torch_threads']} "
           f"threads), torch {env['torch']}; same seeded v1.4-format weights and landmarks, detection excluded; "
           f"median of {args.repeats} after {args.warmup} warm-up; 'vs official' = median / official median; "
           f"'other CPU load' = largest share of the CPUs that other processes used during a timed run.")
@@ -429,8 +469,13 @@ def main(argv: list[str] | None = None) -> None:
           f"half an output pixel off): {diffs['output_shape'][1]}×{diffs['output_shape'][0]} outputs differ by "
           f"{diffs['image_mean_abs']:.2f} on average (max {diffs['image_max_abs']:.0f}); aligned crops by "
           f"{diffs['crops_mean_abs']:.3f} (max {diffs['crops_max_abs']:.0f}); restored faces by "
-          f"{diffs['restored_faces_mean_abs']:.2f}; with the official noise fixed, the first restored face differs "
-          f"by at most {diffs['face0_max_abs_fixed_noise']:.0f} (same weights).")
+          f"{diffs['restored_faces_mean_abs']:.2f}.")
+    print()
+    for key, check in run["restored_crop_checks"].items():
+        verdict = "equal within 1/255" if check["max"] <= 1 else "NOT within 1/255"
+        print(f"Restored crops, {key} vs the official model on the same crops with fixed noise: max "
+              f"{check['max']:.0f}, mean {check['mean']:.4f} 8-bit levels, {check['share_differing']:.3%} of values "
+              f"differ — {verdict}.")
     busy = [r for r in results if (_max_other_cpu(r) or 0.0) > bf.CONTENTION_WARNING]
     if busy:
         print(f"\nWARNING: other processes kept more than {bf.CONTENTION_WARNING:.0%} of the CPUs busy during "
@@ -440,7 +485,8 @@ def main(argv: list[str] | None = None) -> None:
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     payload = {"environment": env, "wall_s": wall, "photo": run["photo"], "ours_batch_size": run["ours_batch_size"],
-               "differences": diffs, "results": [asdict(r) for r in results]}
+               "differences": diffs, "restored_crop_checks": run["restored_crop_checks"], "mask": args.mask,
+               "results": [asdict(r) for r in results]}
     args.json.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"results written to {args.json}")
 

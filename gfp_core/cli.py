@@ -1,4 +1,5 @@
-"""Command line: ``python -m gfp_core`` (or ``gfp-core``) models | download | convert | restore | random-weights."""
+"""Command line: ``python -m gfp_core`` (or ``gfp-core``) models | download | convert | restore | export-onnx |
+random-weights."""
 from __future__ import annotations
 
 import argparse
@@ -60,6 +61,25 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .export_onnx import ONNX_TOLERANCE, check_onnx, export_onnx
+    from .weights import load_model
+
+    model = load_model(args.model, device="cpu", allow_unverified=args.allow_unverified, exact=True)
+    out = export_onnx(model, args.output, batch_size=args.batch_size, fidelity=args.fidelity,
+                      overwrite=args.overwrite)
+    print(f"wrote {out} (input 'faces' [{args.batch_size}, 3, {model.out_size}, {model.out_size}] in [-1, 1], "
+          f"output 'restored'; stored noise)")
+    if args.no_check:
+        return 0
+    check = check_onnx(out, model, fidelity=args.fidelity)
+    ok = check.max_abs_diff <= ONNX_TOLERANCE
+    print(f"onnxruntime vs PyTorch: max abs difference {check.max_abs_diff:.2e} "
+          f"({'within' if ok else 'ABOVE'} {ONNX_TOLERANCE:g}); one forward: onnxruntime {check.onnxruntime_s:.2f} s, "
+          f"PyTorch {check.torch_s:.2f} s (reference kernels)")
+    return 0 if ok else 1
+
+
 def _cmd_random_weights(args: argparse.Namespace) -> int:
     from .synthetic import write_random_checkpoint
 
@@ -105,7 +125,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         min_face_size=args.min_face_size, select=args.select,
         indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
         background=args.bg_upsampler, background_tile=args.bg_tile,
-        max_pixels=args.max_pixels, allow_unverified=args.allow_unverified)
+        max_pixels=args.max_pixels, allow_unverified=args.allow_unverified, exact=args.exact)
     info = restorer.model.gfp_info
     detector = "none (aligned faces)" if args.aligned else restorer.detector.name
     print(f"model: {info['name'] or info['arch']} from {info['path']}; detector: {detector}", file=sys.stderr)
@@ -203,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: no detection")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--dtype", default="fp32", choices=DTYPE_NAMES)
+    p.add_argument("--exact", action="store_true",
+                   help="reference kernels: the official numerics bit for bit (default: faster kernels, "
+                        "same result within float rounding)")
     p.add_argument("--ext", default="auto", help="output format: auto (as the input), png, jpg, webp, tif")
     p.add_argument("--suffix", default="", help="added to restored file names")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
@@ -210,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-unverified", action="store_true", help="accept weights whose SHA-256 does not match")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_restore)
+
+    p = sub.add_parser("export-onnx", help="export a GFPGAN model to ONNX (stored noise) and check it in onnxruntime")
+    p.add_argument("model", help="model name (v1.4, …) or weights file")
+    p.add_argument("output", type=Path, help="the .onnx file to write")
+    p.add_argument("--batch-size", type=int, default=1, help="faces per call, fixed in the graph (default 1)")
+    p.add_argument("--fidelity", type=float, default=1.0, help="CS-SFT strength baked into the graph (default 1)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--allow-unverified", action="store_true", help="accept weights whose SHA-256 does not match")
+    p.set_defaults(func=_cmd_export_onnx)
 
     p = sub.add_parser("random-weights", help="write seeded random weights in the official format (smoke runs)")
     p.add_argument("name", help="model name, e.g. v1.4")

@@ -61,7 +61,8 @@ class FaceRestorer:
     :func:`gfp_core.face.select.select_faces`. ``background``: 'lanczos' or a Real-ESRGAN model
     (``realesrgan_x2plus``, ``realesr_general_x4v3``) run in tiles of ``background_tile`` pixels.
     ``memory_budget_mb`` bounds one forward pass (default: one face at a time on CPU, 4 GiB
-    worth of faces on an accelerator).
+    worth of faces on an accelerator). ``exact``: the official model's numerics bit for bit instead
+    of the faster kernels (see :func:`gfp_core.weights.load_model`).
 
     Applications that keep models between calls (a web demo, a node graph) can pass loaded ones:
     ``model`` and ``parser`` as modules from :func:`gfp_core.weights.load_model`, ``detector`` as a
@@ -78,7 +79,7 @@ class FaceRestorer:
                  select: str = "all", indices: Sequence[int] | None = None, max_faces: int | None = None,
                  background: str | BackgroundUpsampler = "lanczos", background_tile: int = 400,
                  memory_budget_mb: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 allow_unverified: bool | None = None, download: bool = True):
+                 allow_unverified: bool | None = None, download: bool = True, exact: bool = False):
         from .weights import load_model
 
         from .face.masks import MASK_MODES
@@ -103,7 +104,7 @@ class FaceRestorer:
             self.model = model
         else:
             self.model = load_model(model, device=device, dtype=dtype, allow_unverified=allow_unverified,
-                                    download=download)
+                                    download=download, exact=exact)
         self.face_size: int = self.model.out_size
         param = next(self.model.parameters())
         if memory_budget_mb is None:

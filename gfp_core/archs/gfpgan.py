@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .conv import Conv2d, fast_kernels
 from .sft import broadcast_latent, check_fidelity, stored_noise, synthesize
 from .stylegan2_clean import StyleGAN2GeneratorClean, stylegan2_channels
 from .stylegan2_original import StyleGAN2Generator
@@ -42,6 +43,10 @@ class GFPGANBase(nn.Module):
 
     #: default for :meth:`forward`; 1 is the published model. See :mod:`gfp_core.archs.sft`.
     fidelity: float = 1.0
+    #: layout the forward pass runs in; see :meth:`to_channels_last`
+    memory_format: torch.memory_format = torch.contiguous_format
+    #: let the forward pass use kernels that are faster but not bit-exact; see :meth:`optimize_for_inference`
+    fast_kernels: bool = False
 
     def __init__(self, out_size: int, num_style_feat: int, input_is_latent: bool, different_w: bool,
                  sft_half: bool):
@@ -82,6 +87,34 @@ class GFPGANBase(nn.Module):
             self.condition_shift.append(sft_head(out_ch, sft_ch, 0.0))
             in_ch = out_ch
 
+    def to_channels_last(self) -> GFPGANBase:
+        """Store the 4-D weights channels-last (NHWC) and run the forward pass in that layout.
+
+        oneDNN's CPU convolutions and cuDNN's tensor-core kernels are fastest on NHWC tensors. The
+        result differs from the reference NCHW layout only by float rounding (about 1e-6).
+        """
+        for module in self.modules():
+            for param in module.parameters(recurse=False):
+                if param.ndim == 4:
+                    param.data = param.data.contiguous(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last
+        return self
+
+    def optimize_for_inference(self) -> GFPGANBase:
+        """Pick the fastest kernels measured for where the model lives (``bench/bench_forward.py``).
+
+        On the CPU: Winograd 3×3 convolutions (:mod:`gfp_core.archs.conv`), in NCHW for float32; bf16
+        runs channels-last, its wide layers in float32 Winograd. CUDA: channels-last. Results differ
+        from the reference kernels by float rounding only (bf16: by its precision); a model that is
+        never optimised reproduces the official code bit for bit.
+        """
+        param = next(self.parameters())
+        if param.device.type == "cpu":
+            self.fast_kernels = True
+        if param.device.type == "cuda" or (param.device.type == "cpu" and param.dtype is not torch.float32):
+            self.to_channels_last()
+        return self
+
     def latent_count(self) -> int:
         """How many w codes the bottleneck predicts: one per generator layer, or a single shared one."""
         return self.log_size * 2 - 2 if self.different_w else 1
@@ -97,10 +130,16 @@ class GFPGANBase(nn.Module):
         ``randomize_noise``: draw fresh StyleGAN2 noise instead of the stored maps (the default is
         deterministic). ``fidelity``: strength of the CS-SFT modulation, ``self.fidelity`` if None.
         """
+        with fast_kernels(self.fast_kernels):
+            return self._forward(x, return_rgb, randomize_noise, fidelity)
+
+    def _forward(self, x: torch.Tensor, return_rgb: bool, randomize_noise: bool, fidelity: float | None
+                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         fidelity = check_fidelity(self.fidelity if fidelity is None else fidelity)
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.out_size or x.shape[3] != self.out_size:
             raise ValueError(f"expected faces of shape [B, 3, {self.out_size}, {self.out_size}], got {list(x.shape)}")
 
+        x = x.contiguous(memory_format=self.memory_format)
         # U-Net encoder: degraded face → bottleneck features, keeping skips for the decoder
         feat = self.encode_activation(self.conv_body_first(x))
         skips = []
@@ -142,8 +181,8 @@ class ResBlockClean(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, mode: str = "down"):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, in_channels, 3, 1, 1)
-        self.conv2 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
+        self.conv1 = Conv2d(in_channels, in_channels, 3, 1, 1)
+        self.conv2 = Conv2d(in_channels, out_channels, 3, 1, 1)
         self.skip = nn.Conv2d(in_channels, out_channels, 1, bias=False)
         self.scale_factor = 0.5 if mode == "down" else 2.0
 
@@ -152,7 +191,8 @@ class ResBlockClean(nn.Module):
         out = F.interpolate(out, scale_factor=self.scale_factor, mode="bilinear", align_corners=False)
         out = F.leaky_relu_(self.conv2(out), negative_slope=0.2)
         x = F.interpolate(x, scale_factor=self.scale_factor, mode="bilinear", align_corners=False)
-        return out + self.skip(x)
+        skip = self.skip(x)
+        return out + skip if out.requires_grad else out.add_(skip)
 
 
 class GFPGANv1Clean(GFPGANBase):
@@ -171,11 +211,11 @@ class GFPGANv1Clean(GFPGANBase):
             ch,
             first=lambda i, o: nn.Conv2d(i, o, 1),
             down=lambda i, o: ResBlockClean(i, o, mode="down"),
-            final=lambda i, o: nn.Conv2d(i, o, 3, 1, 1),
+            final=lambda i, o: Conv2d(i, o, 3, 1, 1),
             up=lambda i, o: ResBlockClean(i, o, mode="up"),
             to_rgb=lambda c: nn.Conv2d(c, 3, 1),
-            sft_head=lambda c, o, _bias: nn.Sequential(nn.Conv2d(c, c, 3, 1, 1), nn.LeakyReLU(0.2, True),
-                                                       nn.Conv2d(c, o, 3, 1, 1)))
+            sft_head=lambda c, o, _bias: nn.Sequential(Conv2d(c, c, 3, 1, 1), nn.LeakyReLU(0.2, True),
+                                                       Conv2d(c, o, 3, 1, 1)))
         self.final_linear = nn.Linear(ch["4"] * 4 * 4, self.latent_count() * num_style_feat)
         self.stylegan_decoder = StyleGAN2GeneratorClean(out_size, num_style_feat=num_style_feat, num_mlp=num_mlp,
                                                         channel_multiplier=channel_multiplier, narrow=narrow)

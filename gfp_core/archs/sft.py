@@ -32,6 +32,10 @@ def spatial_feature_transform(feat: torch.Tensor, scale: torch.Tensor, shift: to
         kept, modulated = torch.split(feat, feat.size(1) // 2, dim=1)
     else:
         kept, modulated = None, feat
+    if fidelity == 1.0 and not feat.requires_grad:
+        # without autograd the modulated half is overwritten in place: no concatenation copy
+        modulated.mul_(scale).add_(shift)
+        return feat
     if fidelity == 1.0:
         out = modulated * scale + shift
     elif fidelity == 0.0:

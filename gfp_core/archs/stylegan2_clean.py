@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .conv import conv2d, fast_kernels_enabled, is_channels_last
 from .sft import generate
 
 
@@ -33,7 +34,11 @@ def demodulation(weight: torch.Tensor, eps: float) -> torch.Tensor:
 class ModulatedConv2d(nn.Module):
     """Convolution whose weights are scaled per input channel by the style, then demodulated.
 
-    The batch is folded into the channel axis and run as one grouped convolution.
+    One face is one plain convolution with its modulated weights. A batch in the reference NCHW
+    layout is folded into the channel axis and run as one grouped convolution (the official form,
+    bit for bit). A channels-last batch, or any batch under :func:`~gfp_core.archs.conv.fast_kernels`,
+    instead scales the input by the style, convolves with the shared weights and demodulates the
+    output: the same sum as one large batched convolution, which the fast kernels support.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_style_feat: int,
@@ -52,20 +57,46 @@ class ModulatedConv2d(nn.Module):
                                    / math.sqrt(in_channels * kernel_size ** 2))
         self.padding = kernel_size // 2
 
+    def resample(self, x: torch.Tensor) -> torch.Tensor:
+        if self.sample_mode == "upsample":
+            return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        if self.sample_mode == "downsample":
+            return F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+        return x
+
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         b, c, _, _ = x.shape
+        k = self.kernel_size
         style = self.modulation(style).view(b, 1, c, 1, 1)
+        if b > 1 and (is_channels_last(x) or fast_kernels_enabled()):
+            return self._forward_batched(x, style)
         weight = self.weight * style  # [B, out, in, k, k]
         if self.demodulate:
             weight = weight * demodulation(weight, self.eps).view(b, self.out_channels, 1, 1, 1)
-        weight = weight.view(b * self.out_channels, c, self.kernel_size, self.kernel_size)
-        if self.sample_mode == "upsample":
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        elif self.sample_mode == "downsample":
-            x = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+        x = self.resample(x)
+        if b == 1:
+            weight = weight.view(self.out_channels, c, k, k)
+            if is_channels_last(x):
+                weight = weight.contiguous(memory_format=torch.channels_last)
+            return conv2d(x, weight, padding=self.padding)
         _, _, h, w = x.shape
+        weight = weight.view(b * self.out_channels, c, k, k)
         out = F.conv2d(x.reshape(1, b * c, h, w), weight, padding=self.padding, groups=b)
         return out.view(b, self.out_channels, out.shape[2], out.shape[3])
+
+    def _forward_batched(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """conv(x·s, W)·d = conv(x, W·s·d) per face: the style scales the input channels, the
+        demodulation the output channels, and all faces share one convolution with ``W``."""
+        b, c = x.shape[:2]
+        weight = self.weight[0]
+        if is_channels_last(x):
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        out = conv2d(self.resample(x * style.view(b, c, 1, 1)), weight, padding=self.padding)
+        if self.demodulate:
+            demod = demodulation(self.weight * style, self.eps)
+            out = out.mul_(demod.view(b, self.out_channels, 1, 1)) if not out.requires_grad else \
+                out * demod.view(b, self.out_channels, 1, 1)
+        return out
 
 
 class StyleConv(nn.Module):
@@ -81,12 +112,17 @@ class StyleConv(nn.Module):
         self.activate = nn.LeakyReLU(negative_slope=0.2, inplace=True)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.modulated_conv(x, style) * 2 ** 0.5  # gain of the leaky ReLU that follows
+        out = self.modulated_conv(x, style)
         if noise is None:
             b, _, h, w = out.shape
             noise = out.new_empty(b, 1, h, w).normal_()
-        out = out + self.weight * noise
-        return self.activate(out + self.bias)
+        if out.requires_grad:
+            out = out * 2 ** 0.5  # gain of the leaky ReLU that follows
+            out = out + self.weight * noise
+            return self.activate(out + self.bias)
+        # without autograd the same operations, in place: no new full-size tensors
+        out.mul_(2 ** 0.5).add_(self.weight * noise).add_(self.bias)
+        return self.activate(out)
 
 
 class ToRGB(nn.Module):

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .conv import conv2d
+
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2)  # keeps the activation's second moment at 1 (StyleGAN2's "gain")
 
@@ -148,6 +150,8 @@ class EqualConv2d(nn.Module):
         self.padding = padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
         return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .conv import conv2d
 from .stylegan2_clean import NormStyleCode, StyleGAN2Base, demodulation, stylegan2_channels
 from .stylegan2_ops import EqualLinear, FIRFilter, FusedLeakyReLU
 
@@ -56,6 +57,8 @@ class ModulatedConv2d(nn.Module):
         if self.sample_mode == "downsample":
             x = self.smooth(x)
             out = F.conv2d(x.reshape(1, b * c, x.shape[2], x.shape[3]), weight, padding=0, stride=2, groups=b)
+        elif b == 1:
+            out = conv2d(x, weight, padding=self.padding)
         else:
             out = F.conv2d(x.reshape(1, b * c, h, w), weight, padding=self.padding, groups=b)
         return out.view(b, self.out_channels, out.shape[2], out.shape[3])
