@@ -73,7 +73,8 @@ def test_the_space_folder_is_complete(tmp_path):
     assert preloaded == {"GFPGANv1.4.pth", "detection_Resnet50_Final.pth", "parsing_parsenet.pth"}
     assert (folder / "assets" / "astronaut_old.jpg").is_file()
     assert "libgl1" in (folder / "packages.txt").read_text().split()
-    assert not (folder / "web" / "space.py").exists() and not list(folder.rglob("__pycache__"))
+    assert not (folder / "web" / "space.py").exists() and not (folder / "gfp_core" / "export_onnx.py").exists()
+    assert not list(folder.rglob("__pycache__"))
 
 
 def test_the_space_app_imports_from_its_own_folder(tmp_path):

@@ -19,6 +19,9 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gfp_core", "web")
+#: tools the Space never runs, and whose extra dependencies it need not install: this builder, and
+#: the ONNX exporter (onnx, onnxruntime)
+LEFT_BEHIND = {"web": ("space.py",), "gfp_core": ("export_onnx.py",)}
 EXAMPLE_FILES = ("astronaut_old.jpg", "astronaut.jpg", "README.md")
 #: the weights the page's defaults need, fetched while the Space is built rather than on the first visit
 PRELOADED_MODELS = ("v1.4", "retinaface_resnet50", "parsenet")
@@ -131,8 +134,7 @@ def build(folder: str | Path, *, title: str = "GFPGAN Face Restoration", hardwar
         raise SystemExit(f"{folder} is not empty; give a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
     for package in PACKAGES:
-        # the Space builder itself stays behind: the Space does not run it
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", *(["space.py"] if package == "web" else []))
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", *LEFT_BEHIND.get(package, ()))
         shutil.copytree(REPO_ROOT / package, folder / package, ignore=ignore)
     (folder / "assets").mkdir()
     for name in EXAMPLE_FILES:
