@@ -84,7 +84,7 @@ class Impl:
 
 IMPLS: tuple[Impl, ...] = (
     Impl("ours-clean", "clean", "ours GFPGANv1Clean"),
-    Impl("ours-clean-exact", "clean", "ours GFPGANv1Clean, exact=True"),
+    Impl("ours-clean-exact", "clean", "ours GFPGANv1Clean, exact=True", exact=True),
     Impl("ours-clean-bf16", "clean", "ours GFPGANv1Clean bf16", dtype="bf16"),
     Impl("ours-clean-fp16", "clean", "ours GFPGANv1Clean fp16", dtype="fp16"),
     Impl("onnxruntime-clean", "clean", "ours exported, onnxruntime CPU", exact=True, runtime="onnxruntime"),
@@ -164,9 +164,10 @@ def official_source(arch: str, seed: int, noise_strength: float, device: torch.d
 
 
 def kernel_note(model: nn.Module) -> str:
+    channels_last = getattr(model, "memory_format", None) == torch.channels_last
     if getattr(model, "fast_kernels", False):
-        return "Winograd 3×3 (NNPACK), NCHW"
-    return "channels-last" if getattr(model, "memory_format", None) == torch.channels_last else "reference"
+        return "channels-last, wide 3×3 layers in float32 Winograd" if channels_last else "Winograd 3×3 (NNPACK), NCHW"
+    return "channels-last" if channels_last else "reference"
 
 
 def graphed(forward: Forward) -> Forward:

@@ -109,7 +109,7 @@ class FaceRestorer:
         param = next(self.model.parameters())
         if memory_budget_mb is None:
             # on CPUs a batch costs more per face than single faces (bench/bench_forward.py:
-            # 2.96 s/face at batch 1, 3.54 s at batch 4); accelerators gain from batching
+            # 1.84 s/face at batch 1, 2.36 s at batch 4); accelerators gain from batching
             self.batch_size = 1 if param.device.type == "cpu" else self._faces_per_budget(4096, param)
         else:
             self.batch_size = self._faces_per_budget(memory_budget_mb, param)
