@@ -135,3 +135,18 @@ def web_demo(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium, headless, driven by Playwright (no `playwright install` download)."""
+    from helpers import CHROMIUM_ARGS, chromium_path
+
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    exe = chromium_path()
+    if exe is None:
+        unavailable("no Chromium binary (apt-get install chromium, or set GFP_CHROMIUM)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import CHROMIUM_ARGS, chromium_path, unavailable
 
 pytestmark = pytest.mark.heavy
 
@@ -41,31 +40,22 @@ def missing_warning(dialogs: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def page(comfy):
-    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    exe = chromium_path()
-    if exe is None:
-        unavailable("no Chromium binary (apt-get install chromium, or set GFP_CHROMIUM)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        try:
-            # a fresh user gets the templates browser on top of everything: mark the tour as done
-            for key, value in (("Comfy.TutorialCompleted", True), ("Comfy.Workflow.ShowMissingNodesWarning", True)):
-                comfy._http.post(f"{comfy.url}/settings/{key}", json=value, timeout=30).raise_for_status()
-            pg = browser.new_page(viewport={"width": 1600, "height": 900})
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(comfy.url, wait_until="domcontentloaded", timeout=60_000)
-            pg.wait_for_function("() => window.app && window.app.graph && window.app.canvas && window.LiteGraph"
-                                 " && Object.keys(window.LiteGraph.registered_node_types).length > 0",
-                                 timeout=90_000)
-            # the pack's node definitions have reached the page
-            pg.wait_for_function("() => 'GFPGANRestoreFaces' in window.LiteGraph.registered_node_types",
-                                 timeout=30_000)
-            pg.page_errors = errors
-            yield pg
-        finally:
-            browser.close()
+def page(comfy, chromium):
+    # a fresh user gets the templates browser on top of everything: mark the tour as done
+    for key, value in (("Comfy.TutorialCompleted", True), ("Comfy.Workflow.ShowMissingNodesWarning", True)):
+        comfy._http.post(f"{comfy.url}/settings/{key}", json=value, timeout=30).raise_for_status()
+    pg = chromium.new_page(viewport={"width": 1600, "height": 900})
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(comfy.url, wait_until="domcontentloaded", timeout=60_000)
+    pg.wait_for_function("() => window.app && window.app.graph && window.app.canvas && window.LiteGraph"
+                         " && Object.keys(window.LiteGraph.registered_node_types).length > 0",
+                         timeout=90_000)
+    # the pack's node definitions have reached the page
+    pg.wait_for_function("() => 'GFPGANRestoreFaces' in window.LiteGraph.registered_node_types", timeout=30_000)
+    pg.page_errors = errors
+    yield pg
+    pg.close()
 
 
 def close_dialogs(page) -> None:

@@ -7,27 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CHROMIUM_ARGS, chromium_path, unavailable
-
 pytestmark = pytest.mark.heavy
 
 PHOTO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    exe = chromium_path()
-    if exe is None:
-        unavailable("no Chromium binary (apt-get install chromium, or set GFP_CHROMIUM)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def open_page(browser, web_demo):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+def open_page(chromium, web_demo):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1100})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(web_demo.url, wait_until="networkidle", timeout=60_000)
@@ -40,8 +26,8 @@ def upload(page, path: Path) -> None:
     page.locator("#photo img").first.wait_for(timeout=30_000)  # the upload's preview is shown
 
 
-def test_restore_in_the_browser(browser, web_demo, artifacts):
-    page = open_page(browser, web_demo)
+def test_restore_in_the_browser(chromium, web_demo, artifacts):
+    page = open_page(chromium, web_demo)
     assert "GFPGAN face restoration" in page.title()
     upload(page, PHOTO)
     page.locator("#restore").click()
@@ -63,10 +49,10 @@ def test_restore_in_the_browser(browser, web_demo, artifacts):
     page.close()
 
 
-def test_a_corrupt_upload_shows_a_message(browser, web_demo, tmp_path):
+def test_a_corrupt_upload_shows_a_message(chromium, web_demo, tmp_path):
     broken = tmp_path / "old_photo.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    page = open_page(browser, web_demo)
+    page = open_page(chromium, web_demo)
     page.locator("#photo input[type=file]").set_input_files(str(broken))
     page.wait_for_timeout(1000)
     page.locator("#restore").click()
