@@ -17,7 +17,7 @@ from torch import nn
 
 from .archs.sft import check_fidelity
 from .background import BackgroundUpsampler
-from .face.detection import FaceDetector
+from .face.detection import MIN_EYE_DISTANCE, FaceDetector
 from .face.types import Face
 from .image import DEFAULT_MAX_PIXELS, Picture, read_picture, to_picture
 from .restore import restore_aligned
@@ -75,7 +75,7 @@ class FaceRestorer:
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                  upscale: float = 1, fidelity: float = 1.0, visibility: float = 1.0, mask: str = "box",
                  parser: str | nn.Module = "parsenet", colour_match: bool = False, score_threshold: float | None = None,
-                 detect_max_side: int = 1280, min_face_size: float = 0, min_eye_distance: float = 5,
+                 detect_max_side: int = 1280, min_face_size: float = 0, min_eye_distance: float = MIN_EYE_DISTANCE,
                  select: str = "all", indices: Sequence[int] | None = None, max_faces: int | None = None,
                  background: str | BackgroundUpsampler = "lanczos", background_tile: int = 400,
                  memory_budget_mb: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -21,10 +21,12 @@ import cv2
 import numpy as np
 
 from gfp_core.errors import GFPError, InvalidImageError, WeightsNotFoundError
-from gfp_core.face.detection import DETECTOR_NAMES, EmbeddedRetinaFace, detect_faces, load_detector
+from gfp_core.face.detection import (DETECTOR_NAMES, MIN_EYE_DISTANCE, EmbeddedRetinaFace, FaceDetector,
+                                     detect_faces, load_detector)
 from gfp_core.face.masks import MASK_MODES
 from gfp_core.face.preview import draw_faces
 from gfp_core.face.select import parse_indices, reading_order
+from gfp_core.face.types import Face
 from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, write_image
 from gfp_core.pipeline import FaceRestorer
 from gfp_core.weights import load_model
@@ -211,13 +213,13 @@ class RestoreEngine:
                 background = self.background_upsampler(options.background)
 
             restorer = FaceRestorer(
-                model, detector=detector, upscale=options.upscale, fidelity=options.fidelity,
-                visibility=options.visibility, mask=mask, parser=parser, score_threshold=options.threshold,
-                select=options.faces, indices=indices, background=background, max_pixels=self.max_pixels)
-            # detection and choice happen here so that captions can use the numbers of the faces-found
-            # preview (reading order over every face found), which is what 'Faces by number' takes
+                model, upscale=options.upscale, fidelity=options.fidelity, visibility=options.visibility,
+                mask=mask, parser=parser, select=options.faces, indices=indices, background=background,
+                max_pixels=self.max_pixels)
+            # detection and choice happen here, as in the faces-found preview, so that captions carry
+            # the preview's numbers, which are what 'Faces by number' takes
             tell(0.1, "Finding faces")
-            found = reading_order(restorer.detect(picture.rgb8))
+            found = _faces_found(detector, picture.rgb8, options.threshold)
             chosen = restorer.choose(found, picture.rgb8.shape)
             numbers = [next(i for i, f in enumerate(found) if f is c) for c in chosen]
             stages = {"restore": f"Restoring {len(chosen)} face{'s' if len(chosen) != 1 else ''}",
@@ -242,8 +244,7 @@ class RestoreEngine:
                threshold: float = 0.9) -> tuple[np.ndarray, int]:
         """The photo with every face found numbered (the numbers 'Faces by number' takes)."""
         picture = read_picture(image_path, self.max_pixels)
-        found, _ = self.detector(detector)
-        faces = reading_order(detect_faces(found, picture.rgb8, score_threshold=threshold))
+        faces = _faces_found(self.detector(detector)[0], picture.rgb8, threshold)
         return _preview(draw_faces(picture.rgb8, faces)), len(faces)
 
     # --- bookkeeping --------------------------------------------------------------------------
@@ -275,6 +276,12 @@ class RestoreEngine:
                     folder.rmdir()
             except OSError:
                 pass  # another request is cleaning up too
+
+
+def _faces_found(detector: FaceDetector, rgb8: np.ndarray, threshold: float) -> list[Face]:
+    """Every face the restore considers, numbered by list position in reading order."""
+    faces = detect_faces(detector, rgb8, score_threshold=threshold, min_eye_distance=MIN_EYE_DISTANCE)
+    return reading_order(faces)
 
 
 def _display_rgb(image: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InvalidImageError
 from .align import estimate_alignment, inverse_alignment, warp_face
-from .detection import FaceDetector, detect_faces
+from .detection import MIN_EYE_DISTANCE, FaceDetector, detect_faces
 from .masks import face_masks
 from .paste import paste_faces
 from .select import select_faces
@@ -49,7 +49,8 @@ class FaceSet:
 
 
 def detect_batch(detector: FaceDetector, frames: Sequence[np.ndarray], *, face_size: int = 512,
-                 score_threshold: float | None = None, min_size: float = 0, min_eye_distance: float = 5,
+                 score_threshold: float | None = None, min_size: float = 0,
+                 min_eye_distance: float = MIN_EYE_DISTANCE,
                  select: str = "all", indices: Sequence[int] | None = None,
                  max_faces: int | None = None) -> FaceSet:
     """Detect and choose faces in every frame (RGB uint8) and compute their alignments."""

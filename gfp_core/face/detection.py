@@ -38,6 +38,9 @@ EMBEDDED_ONNX_PATH = Path(__file__).with_name("data") / "retinaface_mobile0.25.o
 
 TOP_K = 5000  # candidates kept before NMS (facexlib/Pytorch_Retinaface use the same limits)
 KEEP_TOP_K = 750  # faces kept after NMS
+#: the whole-photo pipelines drop faces whose eyes are closer than this many pixels (the official
+#: GFPGANer's eye_dist_threshold): too small to restore
+MIN_EYE_DISTANCE = 5.0
 
 
 class RawDetections(NamedTuple):
