@@ -32,11 +32,11 @@ def engine(isolated, tiny_checkpoint, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("mode, suffix, fmt", [("RGBA", ".png", "png"), ("L", ".png", "png"),
                                                ("I;16", ".png", "png"), ("CMYK", ".jpg", "jpeg"),
-                                               ("RGB", ".jpg", "webp")])
+                                               ("RGB", ".jpg", "webp"), ("LA", ".png", "png")])
 def test_the_download_keeps_the_photo_s_mode(engine, tmp_path, mode, suffix, fmt):
     rgb = Image.open(PHOTO).convert("RGB")
-    if mode == "RGBA":
-        image = rgb.copy()
+    if mode in ("RGBA", "LA"):
+        image = rgb.convert(mode[:-1])
         image.putalpha(Image.linear_gradient("L").resize(rgb.size))
     elif mode == "I;16":
         image = Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257)
@@ -47,7 +47,8 @@ def test_the_download_keeps_the_photo_s_mode(engine, tmp_path, mode, suffix, fmt
     outcome = engine.restore(path, RestoreOptions(**FAST, output_format=fmt))
     assert outcome.num_restored == 1 and outcome.file.suffix == {"jpeg": ".jpg"}.get(fmt, f".{fmt}")
     saved = np.asarray(Image.open(outcome.file)) if mode != "I;16" else None
-    expected_shape = {"RGBA": (512, 512, 4), "L": (512, 512), "CMYK": (512, 512, 3), "RGB": (512, 512, 3)}
+    expected_shape = {"RGBA": (512, 512, 4), "L": (512, 512), "CMYK": (512, 512, 3), "RGB": (512, 512, 3),
+                      "LA": (512, 512, 2)}
     if mode == "I;16":
         import cv2
 
@@ -55,8 +56,8 @@ def test_the_download_keeps_the_photo_s_mode(engine, tmp_path, mode, suffix, fmt
         assert deep.dtype == np.uint16 and deep.shape == (512, 512)
     else:
         assert saved.shape == expected_shape[mode]
-    if mode == "RGBA":  # the alpha channel comes back untouched
-        assert np.array_equal(saved[..., 3], np.asarray(image)[..., 3])
+    if mode in ("RGBA", "LA"):  # the alpha channel comes back untouched
+        assert np.array_equal(saved[..., -1], np.asarray(image)[..., -1])
     assert outcome.before.shape == outcome.after.shape == (512, 512, 3)  # the page always shows RGB
 
 

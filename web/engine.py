@@ -27,7 +27,7 @@ from gfp_core.face.masks import MASK_MODES
 from gfp_core.face.preview import draw_faces
 from gfp_core.face.select import parse_indices, reading_order
 from gfp_core.face.types import Face
-from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, write_image
+from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, to_picture, write_image
 from gfp_core.pipeline import FaceRestorer
 from gfp_core.weights import load_model
 
@@ -285,15 +285,12 @@ def _faces_found(detector: FaceDetector, rgb8: np.ndarray, threshold: float) -> 
 
 
 def _display_rgb(image: np.ndarray) -> np.ndarray:
-    """Any result layout (grey, RGBA, 16-bit) as 8-bit RGB for the screen."""
-    if image.dtype == np.uint16:
-        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
-    if image.shape[2] == 4:  # show transparency over white, as image viewers do
-        alpha = image[..., 3:].astype(np.float32) / 255
-        return (image[..., :3] * alpha + 255 * (1 - alpha) + 0.5).astype(np.uint8)
-    return image
+    """Any result layout (grey, grey or colour with alpha, 16-bit) as 8-bit RGB for the screen."""
+    picture = to_picture(image)
+    if picture.alpha is None:
+        return picture.rgb8
+    alpha = picture.alpha[..., None].astype(np.float32) / picture.max_value  # shown over white, as viewers do
+    return (picture.rgb8 * alpha + 255 * (1 - alpha) + 0.5).astype(np.uint8)
 
 
 def _preview(image: np.ndarray) -> np.ndarray:
