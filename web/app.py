@@ -50,9 +50,10 @@ def uploaded_path(image: Any, scratch: Path) -> tuple[Path, str]:
     the name the person knows it by. Pasted images may arrive as data URLs."""
     if image is None:
         raise gr.Error("Add a photo first: upload one, paste one, or take one with the webcam.")
-    data = image if isinstance(image, dict) else getattr(image, "model_dump", lambda: {"path": image})()
     if isinstance(image, str):
         data = {"path": image}
+    else:  # a FileData payload: a dict, or the model itself
+        data = image if isinstance(image, dict) else image.model_dump()
     url, path = data.get("url") or "", data.get("path")
     if url.startswith("data:"):
         try:

@@ -33,18 +33,14 @@ def parse_settings(argv: list[str] | None = None) -> WebSettings:
     parser = argparse.ArgumentParser(prog="python -m web", description="GFPGAN face restoration in the browser.")
     for name, env in _ENV.items():
         default = getattr(defaults, name)
-        kind = type(default) if default is not None else str
-        kind = int if name == "port" else kind
+        kind = int if name == "port" else type(default) if default is not None else str
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=os.environ.get(env, default),
                             help=f"(env {env}; default {default})")
     parser.add_argument("--model-dir", action="append", default=[], dest="model_dirs",
                         help="a folder of weights files to use before the Hugging Face cache (repeatable)")
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live address")
     args = parser.parse_args(argv)
-    values = vars(args)
-    for name in ("port", "concurrency", "queue_size", "max_pixels", "max_output_pixels"):
-        if values[name] is not None:
-            values[name] = int(values[name])
-    if values["concurrency"] < 1:
+    # argparse converts string defaults (the environment's values) with each option's type
+    if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
-    return WebSettings(**values)
+    return WebSettings(**vars(args))
