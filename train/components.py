@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gfp_core.errors import UnsupportedCheckpointError
+from gfp_core.errors import GFPError, UnsupportedCheckpointError
+from gfp_core.weights.checkpoint import read_raw
 
 from .config import ConfigError
 
@@ -39,14 +40,11 @@ def read_landmarks_file(path: str | Path) -> dict[str, Boxes]:
     for fn in (multiarray.multiarray._reconstruct, multiarray.multiarray.scalar):
         safe += [(fn, f"numpy.core.multiarray.{fn.__name__}"), (fn, f"numpy._core.multiarray.{fn.__name__}")]
     try:
-        with torch.serialization.safe_globals(safe):
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+        raw, _ = read_raw(path, allowed_globals=safe)
+    except GFPError as exc:
         raise UnsupportedCheckpointError(
             f"{path} is not a readable landmarks file (a dict of {{'left_eye', 'right_eye', 'mouth'}} boxes "
             f"saved with torch.save; only tensors, numpy arrays and numbers are accepted): {exc}") from exc
-    if not isinstance(raw, Mapping):
-        raise UnsupportedCheckpointError(f"{path} holds a {type(raw).__name__}, not a dict of face boxes")
     out: dict[str, Boxes] = {}
     for key, item in raw.items():
         try:

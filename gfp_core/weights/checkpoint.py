@@ -11,7 +11,7 @@ import re
 import struct
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -35,8 +35,9 @@ def is_safetensors(path: Path) -> bool:
     return 0 < header_len < size and head[8:9] == b"{"
 
 
-def read_raw(path: str | Path) -> tuple[dict, dict[str, str]]:
-    """The file's top-level object and (for safetensors) its metadata, safely."""
+def read_raw(path: str | Path, allowed_globals: Sequence[Any] = ()) -> tuple[dict, dict[str, str]]:
+    """The file's top-level object and (for safetensors) its metadata, safely. ``allowed_globals``:
+    further harmless types a data file may hold (e.g. numpy arrays), as for ``torch.serialization.safe_globals``."""
     path = Path(path)
     if not path.is_file():
         raise UnsupportedCheckpointError(f"{path}: no such file")
@@ -51,7 +52,8 @@ def read_raw(path: str | Path) -> tuple[dict, dict[str, str]]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise UnsupportedCheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allowed_globals)):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if wanted is None:  # not a forbidden object, just bytes that are no pickle
