@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from gfp_core.errors import InvalidImageError
+from gfp_core.image import faces_to_tensor
 
 from .components import ComponentBoxes
 from .config import ConfigError
@@ -57,11 +58,6 @@ def read_face(path: Path, size: int) -> np.ndarray:
     return img.astype(np.float32) / 255.0
 
 
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """RGB ``H×W×3`` in [0, 1] → ``[3, H, W]`` in [-1, 1] (the model's range)."""
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).mul(2).sub(1)
-
-
 class DegradedFaces(Dataset):
     """Aligned faces → ``{'lq', 'gt', 'index', 'loc'?}``, keyed by ``(index, seed)`` from the sampler."""
 
@@ -85,7 +81,7 @@ class DegradedFaces(Dataset):
         if flipped:
             gt = np.ascontiguousarray(gt[:, ::-1])
         lq, gt = degrade(gt, self.opts, rng, gen)
-        item = {"lq": to_tensor(lq), "gt": to_tensor(gt), "index": torch.tensor(index)}
+        item = {"lq": faces_to_tensor(lq)[0], "gt": faces_to_tensor(gt)[0], "index": torch.tensor(index)}
         if self.components is not None:
             item["loc"] = torch.from_numpy(self.components.locations(index, flipped))
         return item
