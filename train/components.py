@@ -17,6 +17,7 @@ import torch
 from gfp_core.errors import GFPError, UnsupportedCheckpointError
 from gfp_core.weights.checkpoint import read_raw
 
+from .checkpoint import save_atomic
 from .config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,9 @@ def read_landmarks_file(path: str | Path) -> dict[str, Boxes]:
 
 def write_landmarks_file(boxes: Mapping[str, Boxes], path: str | Path) -> Path:
     """Save in the official format (numbers as float64 tensors, so it loads with weights_only)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {key: {part: torch.as_tensor(np.asarray(b[part], dtype=np.float64)) for part in PARTS}
             for key, b in boxes.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(data, tmp)
-    tmp.replace(path)
-    return path
+    return save_atomic(data, Path(path))
 
 
 def boxes_from_five_points(points: np.ndarray, size: int) -> Boxes:
