@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for key in keys:
         seconds = [t.seconds for t in timings[key]]
-        load = max((t.other_cpu for t in timings[key] if t.other_cpu is not None), default=None)
+        load = bf.max_other_cpu(t.other_cpu for t in timings[key])
         speedup = medians["official-resnet50"] / medians[key]
         print(f"| {labels[key]} | {medians[key]:.3f} | {min(seconds):.3f} | {speedup:.2f}× "
               f"| {'yes' if medians[key] < TARGET_S else 'no'} | {'–' if load is None else f'{load:.0%}'} |")

@@ -40,7 +40,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 for _path in (REPO_ROOT, REPO_ROOT / "tests"):
@@ -490,9 +490,9 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict[str, obj
     return info
 
 
-def _max_other_cpu(result: Result) -> float | None:
-    known = [share for share in result.other_cpu if share is not None]
-    return max(known) if known else None
+def max_other_cpu(shares: Iterable[float | None]) -> float | None:
+    """The largest share of the CPUs other processes took over some timed runs (None: unknown)."""
+    return max((share for share in shares if share is not None), default=None)
 
 
 def markdown_table(results: list[Result]) -> str:
@@ -504,7 +504,7 @@ def markdown_table(results: list[Result]) -> str:
         diff = "–"
         if r.max_abs_diff_vs_official is not None:
             diff = f"{r.max_abs_diff_vs_official:.1e} / {r.mean_abs_diff_vs_official:.1e}"
-        load = _max_other_cpu(r)
+        load = max_other_cpu(r.other_cpu)
         load_text = f"{load:.0%}" if load is not None else "–"
         lines.append(f"| {r.arch} | {r.label} | {r.batch} | {r.median_s:.3f} | {r.min_s:.3f} "
                      f"| {1000 * r.median_per_face_s:.0f} | {1 / r.median_per_face_s:.2f} | {speedup} | {diff} "
@@ -631,7 +631,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.memory:
         print()
         print(memory_table(results))
-    busy = [r for r in results if (_max_other_cpu(r) or 0.0) > CONTENTION_WARNING]
+    busy = [r for r in results if (max_other_cpu(r.other_cpu) or 0.0) > CONTENTION_WARNING]
     if busy:
         print(f"\nWARNING: other processes kept more than {CONTENTION_WARNING:.0%} of the CPUs busy during "
               f"{len(busy)} of {len(results)} rows; their timings are inflated — rerun on an idle machine.")

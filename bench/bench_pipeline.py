@@ -364,16 +364,11 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> dict[str, o
 # reporting
 
 
-def _max_other_cpu(result: Result) -> float | None:
-    known = [share for share in result.other_cpu if share is not None]
-    return max(known) if known else None
-
-
 def markdown_table(results: list[Result]) -> str:
     lines = ["| pipeline | median s/photo | min s/photo | median s/face | vs official | other CPU load |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in results:
-        load = _max_other_cpu(r)
+        load = bf.max_other_cpu(r.other_cpu)
         lines.append(f"| {r.label} | {r.median_s:.3f} | {r.min_s:.3f} | {r.median_s / NUM_FACES:.3f} "
                      f"| {r.ratio_vs_official:.3f}× | {f'{load:.0%}' if load is not None else '–'} |")
     return "\n".join(lines)
@@ -476,7 +471,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Restored crops, {key} vs the official model on the same crops with fixed noise: max "
               f"{check['max']:.0f}, mean {check['mean']:.4f} 8-bit levels, {check['share_differing']:.3%} of values "
               f"differ — {verdict}.")
-    busy = [r for r in results if (_max_other_cpu(r) or 0.0) > bf.CONTENTION_WARNING]
+    busy = [r for r in results if (bf.max_other_cpu(r.other_cpu) or 0.0) > bf.CONTENTION_WARNING]
     if busy:
         print(f"\nWARNING: other processes kept more than {bf.CONTENTION_WARNING:.0%} of the CPUs busy during "
               f"timed runs of {', '.join(r.impl for r in busy)}; the timings are inflated — rerun on an idle "
