@@ -1,7 +1,8 @@
 """Seeded random-weight checkpoints in the official file formats.
 
 They let the whole loading and restoration path run where real weights cannot be downloaded
-(offline machines, CI). Their output is noise-like, not a restored face.
+(offline machines, CI). Their output is noise-like, not a restored face, so the files say what they
+are: ``load_model(...).gfp_info["synthetic"]`` is True for them (front ends show it).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .weights.architectures import build_architecture
-from .weights.checkpoint import write_state_dict
+from .weights.checkpoint import SYNTHETIC_KEY, write_state_dict
 from .weights.registry import get_spec
 
 
@@ -28,5 +29,7 @@ def random_state_dict(name: str, seed: int = 0, noise_strength: float = 0.1) -> 
 
 
 def write_random_checkpoint(name: str, path: str | Path, seed: int = 0, noise_strength: float = 0.1) -> Path:
-    """Write ``random_state_dict`` as ``{'params_ema': …}`` (.pth) or as ``.safetensors``."""
-    return write_state_dict(random_state_dict(name, seed, noise_strength), path)
+    """Write ``random_state_dict`` as ``{'params_ema': …}`` (.pth) or as ``.safetensors``, marked as
+    synthetic (a top-level string beside params_ema, or safetensors metadata)."""
+    marker = {SYNTHETIC_KEY: f"seeded random weights of {get_spec(name).name} (seed {seed}), not a trained model"}
+    return write_state_dict(random_state_dict(name, seed, noise_strength), path, metadata=marker)

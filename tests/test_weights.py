@@ -102,25 +102,70 @@ def test_model_folders_are_searched_in_order(isolated, tiny_checkpoint, monkeypa
     assert not resolved.verified  # GFPGANv1 has no published SHA-256
 
 
-def test_sha_mismatch_is_refused_unless_allowed(isolated, tiny_checkpoint, monkeypatch):
+def _v14_in_a_model_folder(isolated, tiny_checkpoint) -> Path:
     folder = isolated / "models"
     folder.mkdir()
     fake = folder / "GFPGANv1.4.pth"
     fake.write_bytes(tiny_checkpoint.read_bytes())
     add_model_dir(folder)
+    return fake
+
+
+def test_wrong_size_is_refused_unless_allowed(isolated, tiny_checkpoint, monkeypatch, caplog):
+    fake = _v14_in_a_model_folder(isolated, tiny_checkpoint)
+    with pytest.raises(ChecksumMismatchError) as err:
+        load_model("v1.4")
+    message = str(err.value)
+    assert str(fake) in message and f"{fake.stat().st_size:,} bytes" in message and "expected 348,632,874" in message
+    assert "--allow-unverified" in message and "GFP_ALLOW_UNVERIFIED" in message
+    assert fake.exists()  # the user's file is never deleted
+    model = load_model("v1.4", allow_unverified=True)
+    assert model.gfp_info["verified"] is False
+    assert "used anyway" in caplog.text and "348,632,874" in caplog.text
+    monkeypatch.setenv("GFP_ALLOW_UNVERIFIED", "1")
+    assert load_model("v1.4").gfp_info["path"] == str(fake)
+
+
+def test_sha_mismatch_is_refused_unless_allowed(isolated, tiny_checkpoint, monkeypatch):
+    fake = _v14_in_a_model_folder(isolated, tiny_checkpoint)
+    # the registry's v1.4 with this file's size: only the hash can tell it is not the release file
+    same_size = dataclasses.replace(get_spec("v1.4"), size=fake.stat().st_size)
+    monkeypatch.setattr(resolve_mod, "get_spec", lambda name: same_size)
     with pytest.raises(ChecksumMismatchError) as err:
         load_model("v1.4")
     assert sha256(fake) in str(err.value) and get_spec("v1.4").sha256 in str(err.value)
     assert "--allow-unverified" in str(err.value) and "GFP_ALLOW_UNVERIFIED" in str(err.value)
-    assert fake.exists()  # the user's file is never deleted
+    assert fake.exists()
     model = load_model("v1.4", allow_unverified=True)
     assert model.gfp_info["verified"] is False
     monkeypatch.setenv("GFP_ALLOW_UNVERIFIED", "1")
     assert load_model("v1.4").gfp_info["path"] == str(fake)
 
 
+def test_wrong_size_is_refused_without_hashing(isolated, tiny_checkpoint, monkeypatch):
+    fake = _v14_in_a_model_folder(isolated, tiny_checkpoint)
+
+    def no_hashing(path):
+        raise AssertionError(f"{path} was hashed")
+    monkeypatch.setattr(resolve_mod, "sha256_of", no_hashing)
+    with pytest.raises(ChecksumMismatchError, match="expected 348,632,874"):
+        resolve_weights("v1.4")
+    assert resolve_weights("v1.4", allow_unverified=True).verified is False
+
+
+def test_download_of_the_wrong_size_is_discarded_without_hashing(isolated, tiny_checkpoint, http_server,
+                                                                  monkeypatch):
+    root, base = http_server
+    (root / "GFPGANv1.4.pth").write_bytes(tiny_checkpoint.read_bytes())
+    spec = dataclasses.replace(get_spec("v1.4"), url=f"{base}/GFPGANv1.4.pth")
+    monkeypatch.setattr(resolve_mod, "sha256_of", lambda path: pytest.fail(f"{path} was hashed"))
+    with pytest.raises(ChecksumMismatchError, match="expected 348,632,874.*discarded"):
+        resolve_mod._download_url(spec, progress=False)
+    assert list((isolated / "home" / "models").iterdir()) == []
+
+
 def test_matching_sha_is_verified(isolated, tiny_checkpoint):
-    spec = dataclasses.replace(get_spec("v1.4"), sha256=sha256(tiny_checkpoint))
+    spec = dataclasses.replace(get_spec("v1.4"), sha256=sha256(tiny_checkpoint), size=tiny_checkpoint.stat().st_size)
     assert resolve_mod.verify(tiny_checkpoint, spec, allow_unverified=False) is True
 
 

@@ -88,17 +88,24 @@ def _count(state: Mapping[str, torch.Tensor], pattern: str) -> int:
 _DECODER_BASE = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
 
 
-def detect_gfpgan(state: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, Any]] | None:
-    """Architecture name and constructor arguments of a GFPGAN state dict, or None if it is not one."""
-    if "stylegan_decoder.style_mlp.1.weight" not in state:
+#: keys every GFPGAN state dict has (the first two tell the flavour)
+_GFPGAN_MARKER = "stylegan_decoder.style_mlp.1.weight"
+
+
+def _gfpgan_flavour(state: Mapping[str, torch.Tensor]) -> str | None:
+    if _GFPGAN_MARKER not in state:
         return None
     if "conv_body_first.weight" in state:
-        arch = "GFPGANv1Clean"
-    elif "conv_body_first.0.weight" in state:
-        arch = "GFPGANv1"
-    else:
-        return None
-    num_style_feat = state["stylegan_decoder.style_mlp.1.weight"].shape[0]
+        return "GFPGANv1Clean"
+    if "conv_body_first.0.weight" in state:
+        return "GFPGANv1"
+    return None
+
+
+def _gfpgan_kwargs(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Constructor arguments read from the keys and shapes; raises KeyError, IndexError, … when the
+    state dict is incomplete or has tensors of the wrong shape."""
+    num_style_feat = state[_GFPGAN_MARKER].shape[0]
     num_mlp = _count(state, r"stylegan_decoder\.style_mlp\.(\d+)\.weight")
     out_size = 2 ** (_count(state, r"conv_body_down\.(\d+)\.") + 2)
     narrow = state["stylegan_decoder.constant_input.weight"].shape[1] / 512
@@ -109,10 +116,31 @@ def detect_gfpgan(state: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, Any
     different_w = state["final_linear.weight"].shape[0] == num_latent * num_style_feat
     unet_channels = state["condition_scale.0.0.weight"].shape[0]
     sft_half = state["condition_scale.0.2.weight"].shape[0] == unet_channels
-    kwargs = dict(out_size=out_size, num_style_feat=num_style_feat, channel_multiplier=_tidy(channel_multiplier),
-                  num_mlp=num_mlp, input_is_latent=True, different_w=different_w, narrow=_tidy(narrow),
-                  sft_half=sft_half)
-    return arch, kwargs
+    return dict(out_size=out_size, num_style_feat=num_style_feat, channel_multiplier=_tidy(channel_multiplier),
+                num_mlp=num_mlp, input_is_latent=True, different_w=different_w, narrow=_tidy(narrow),
+                sft_half=sft_half)
+
+
+#: what reading the configuration of a damaged GFPGAN state dict can raise
+_DAMAGED = (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError, AttributeError)
+
+
+def _why_damaged(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"it lacks {exc.args[0]!r}"
+    return f"a tensor has an unexpected shape ({type(exc).__name__}: {exc})"
+
+
+def detect_gfpgan(state: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, Any]] | None:
+    """Architecture name and constructor arguments of a GFPGAN state dict, or None if it is not one
+    (or is too incomplete to tell: :func:`detect_architecture` explains why)."""
+    arch = _gfpgan_flavour(state)
+    if arch is None:
+        return None
+    try:
+        return arch, _gfpgan_kwargs(state)
+    except _DAMAGED:
+        return None
 
 
 def _tidy(x: float) -> float | int:
@@ -121,9 +149,14 @@ def _tidy(x: float) -> float | int:
 
 def detect_architecture(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> tuple[str, dict[str, Any]]:
     """Recognise a checkpoint from its keys; raises if it is no architecture we know."""
-    found = detect_gfpgan(state)
-    if found is not None:
-        return found
+    arch = _gfpgan_flavour(state)
+    if arch is not None:
+        try:
+            return arch, _gfpgan_kwargs(state)
+        except _DAMAGED as exc:
+            raise UnsupportedCheckpointError(
+                f"{source} looks like a {arch} checkpoint but is incomplete or damaged: {_why_damaged(exc)}. "
+                f"Download the file again.") from None
     sample = ", ".join(list(state)[:4])
     raise UnsupportedCheckpointError(
         f"{source} is not a GFPGAN checkpoint we recognise (GFPGANv1 or GFPGANv1Clean: v1.2, v1.3, v1.4); "

@@ -7,7 +7,7 @@ import torch
 
 from ..errors import GFPError
 from .architectures import detect_gfpgan
-from .checkpoint import read_state_dict, write_state_dict
+from .checkpoint import SYNTHETIC_KEY, read_checkpoint, read_state_dict, write_state_dict
 from .resolve import sha256_of
 
 
@@ -18,9 +18,11 @@ def convert_checkpoint(src: str | Path, dst: str | Path, overwrite: bool = False
         raise GFPError(f"{dst} already exists; choose another name or pass --overwrite")
     if src.resolve() == dst.resolve():
         raise GFPError("source and destination are the same file")
-    state = read_state_dict(src)
+    state, source_metadata = read_checkpoint(src)
     detected = detect_gfpgan(state)
     metadata = {"format": "pt", "source_file": src.name, "source_sha256": sha256_of(src)}
+    if source_metadata.get(SYNTHETIC_KEY):  # seeded random weights stay marked in any format
+        metadata[SYNTHETIC_KEY] = source_metadata[SYNTHETIC_KEY]
     if detected is not None:
         metadata["architecture"] = detected[0]
     tmp = dst.with_name(dst.name + ".part" + dst.suffix)

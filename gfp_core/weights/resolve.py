@@ -87,22 +87,36 @@ def sha256_of(path: Path) -> str:
     return _sha_cache[key]
 
 
+def _size_problem(path: Path, spec: ModelSpec) -> str | None:
+    """Why the file cannot be the release file, judged by its size alone (cheap: no hashing)."""
+    actual = path.stat().st_size
+    if spec.size is None or actual == spec.size:
+        return None
+    return f"it has {actual:,} bytes, expected {spec.size:,}"
+
+
+def _hash_problem(path: Path, spec: ModelSpec) -> str | None:
+    actual = sha256_of(path)
+    return None if actual == spec.sha256 else f"its SHA-256 is {actual}, expected {spec.sha256}"
+
+
 def verify(path: Path, spec: ModelSpec, allow_unverified: bool) -> bool:
-    """True if the file matches the registry's SHA-256; raises on a mismatch unless allowed."""
+    """True if the file matches the registry's size and SHA-256; raises on a mismatch unless allowed.
+    The size is checked first, so a wrong file is refused without reading all of it."""
     if not spec.sha256:
         log.info("%s has no published SHA-256; loaded %s unverified (sha256 %s)", spec.name, path, sha256_of(path))
         return False
-    actual = sha256_of(path)
-    if actual == spec.sha256:
+    problem = _size_problem(path, spec) or _hash_problem(path, spec)
+    if problem is None:
         return True
     if allow_unverified:
-        log.warning("%s: SHA-256 %s does not match %s's %s; used anyway because unverified files are allowed",
-                    path, actual, spec.name, spec.sha256)
+        log.warning("%s does not match %s: %s; used anyway because unverified files are allowed",
+                    path, spec.name, problem)
         return False
     raise ChecksumMismatchError(
-        f"{path} does not match {spec.name}: its SHA-256 is {actual}, expected {spec.sha256}. The file is "
-        f"corrupt, incomplete or a different model. Delete it and download it again, or, if you trust it, "
-        f"accept it with --allow-unverified (allow_unverified=True, or GFP_ALLOW_UNVERIFIED=1).")
+        f"{path} does not match {spec.name}: {problem}. The file is corrupt, incomplete or a different model "
+        f"(published values: {spec.sha256_source or 'unknown source'}). Delete it and download it again, or, if you "
+        f"trust it, accept it with --allow-unverified (allow_unverified=True, or GFP_ALLOW_UNVERIFIED=1).")
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -179,10 +193,11 @@ def _download_url(spec: ModelSpec, progress: bool) -> Path:
     tmp = Path(tmp_name)
     try:
         download_url_to_file(spec.url, str(tmp), progress=progress)
-        if spec.sha256 and sha256_of(tmp) != spec.sha256:
+        problem = (_size_problem(tmp, spec) or _hash_problem(tmp, spec)) if spec.sha256 else None
+        if problem is not None:
             raise ChecksumMismatchError(
-                f"the download of {spec.url} has SHA-256 {sha256_of(tmp)}, expected {spec.sha256}; "
-                f"it was discarded. Try again later, or fetch the file yourself and put it in {target_dir}.")
+                f"the download of {spec.url} does not match {spec.name}: {problem}; it was discarded. Try again "
+                f"later, or fetch the file yourself and put it in {target_dir}.")
         final = target_dir / spec.filename
         os.replace(tmp, final)
         return final
