@@ -111,10 +111,35 @@ def test_landmark_boxes_round_trip_and_flip(tmp_path) -> None:
     assert np.isclose(flipped[0, 0] + plain[1, 2], 512 + 1, atol=1e-3)
 
 
+class _CallsCodeWhenUnpickled:
+    """Unpickling this calls ``open(marker, 'w')``: no torch release's weights-only loader allows
+    ``open``, so the refusal does not depend on one release's list of harmless types."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
 def test_unsafe_landmarks_file_is_refused(tmp_path) -> None:
     from gfp_core.errors import UnsupportedCheckpointError
 
+    marker = tmp_path / "code-ran"
     path = tmp_path / "evil.pth"
-    torch.save({"00000000": {"left_eye": Exception("not data")}}, path)
-    with pytest.raises(UnsupportedCheckpointError, match="not a readable landmarks file"):
+    torch.save({"00000000": {"left_eye": _CallsCodeWhenUnpickled(marker)}}, path)
+    with pytest.raises(UnsupportedCheckpointError, match="not a readable landmarks file") as err:
+        read_landmarks_file(path)
+    assert "refused" in str(err.value) and "open" in str(err.value)
+    assert not marker.exists()
+
+
+def test_landmarks_file_of_the_wrong_shape_is_refused(tmp_path) -> None:
+    """Harmless objects that are no boxes (what some torch releases accept, e.g. an exception
+    object) are refused by the reader's own check, whatever torch let through."""
+    from gfp_core.errors import UnsupportedCheckpointError
+
+    path = tmp_path / "odd.pth"
+    torch.save({"00000000": {"left_eye": torch.zeros(2)}}, path)
+    with pytest.raises(UnsupportedCheckpointError, match="00000000"):
         read_landmarks_file(path)
