@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .device import DTYPE_NAMES
 from .errors import GFPError, WeightsNotFoundError
+from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, SUPPORTED_FORMAT_NAMES
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -91,8 +95,35 @@ def _cmd_random_weights(args: argparse.Namespace) -> int:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
+@dataclass
+class Inputs:
+    """The images a restore run works on: each file once, in the order given."""
+
+    files: list[Path]
+    #: paths that named a file already in ``files`` (a second name, a link, a glob through a symlink loop)
+    duplicates: list[tuple[Path, Path]] = field(default_factory=list)
+
+
+def collect_inputs(specs: Sequence[str]) -> Inputs:
+    """Files as given, folders as their images (sorted), anything else as a glob pattern (``**``
+    recurses, without following symlinked folders). A file reached twice, by any path, counts once."""
+    first: dict[str, Path] = {}
+    duplicates: list[tuple[Path, Path]] = []
+    for path in _candidates(specs):
+        key = os.path.realpath(path)
+        if key in first:
+            duplicates.append((path, first[key]))
+        else:
+            first[key] = path
+    return Inputs(list(first.values()), duplicates)
+
+
 def expand_inputs(specs: Sequence[str]) -> list[Path]:
-    """Files as given, folders as their images (sorted), anything else as a glob pattern."""
+    """The distinct input files of ``specs`` (see :func:`collect_inputs`)."""
+    return collect_inputs(specs).files
+
+
+def _candidates(specs: Sequence[str]) -> list[Path]:
     import glob
 
     found: list[Path] = []
@@ -103,37 +134,97 @@ def expand_inputs(specs: Sequence[str]) -> list[Path]:
         elif path.exists() or not glob.has_magic(spec):
             found.append(path)  # a missing plain path is reported as a failed input
         else:
-            found += sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
-    return list(dict.fromkeys(found))
+            found += _glob(spec)
+    return found
+
+
+def _glob(spec: str) -> list[Path]:
+    """Files matching a glob pattern. pathlib's ``**`` does not descend into symlinked folders, so a
+    link loop cannot list a file dozens of times (or, with two links, for ever) as glob.glob does."""
+    import glob
+
+    parts = Path(spec).parts
+    first_magic = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = Path(*parts[:first_magic]) if first_magic else Path(".")
+    pattern = str(Path(*parts[first_magic:]))
+    return sorted(p for p in base.glob(pattern) if p.is_file())
+
+
+def name_clashes(files: Sequence[Path]) -> list[list[Path]]:
+    """Groups of distinct inputs that would write the same output files. Outputs are named after the
+    input's name without its suffix (face crops always end in .png), so ``a/x.jpg`` and ``b/x.jpg``
+    clash, and so do ``x.png`` and ``x.jpg``; names that differ only in case clash too (they do on
+    Windows and macOS). Missing files are left out: they fail on their own."""
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for path in files:
+        if path.exists():
+            groups[path.stem.casefold()].append(path)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def check_output_folder(folder: Path) -> None:
+    """Raise GFPError unless ``folder`` can be created and written. A test file is written and removed,
+    and so are the folders made for it, so a run refused later leaves nothing behind."""
+    import tempfile
+
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise GFPError(f"cannot use the output folder {folder}: {parent} is a file, not a folder; "
+                               f"choose another with -o")
+            break
+    created: list[Path] = []
+    try:
+        for parent in reversed((folder, *folder.parents)):
+            if not parent.exists():
+                parent.mkdir()
+                created.append(parent)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".gfp-write-test-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise GFPError(f"cannot write to the output folder {folder}: {exc.strerror or exc}; "
+                       f"choose another with -o") from exc
+    finally:
+        for made in reversed(created):
+            try:
+                made.rmdir()
+            except OSError:
+                pass
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from .face.select import parse_indices
-    from .image import read_picture, write_image
+    from .image import read_picture
     from .pipeline import FaceRestorer
 
-    inputs = expand_inputs(args.inputs)
-    if not inputs:
+    inputs = collect_inputs(args.inputs)
+    if not inputs.files:
         raise GFPError(f"no images found in {' '.join(args.inputs)}")
+    clashes = name_clashes(inputs.files)
+    if clashes:
+        listed = "\n".join(f"  {', '.join(str(p) for p in group)} -> {group[0].stem}.*" for group in clashes)
+        raise GFPError("these inputs would write the same output files; restore them in separate runs with "
+                       f"different --output folders, or rename them:\n{listed}")
+    out = args.output
+    check_output_folder(out)
     restorer = FaceRestorer(
         args.model, detector=args.detector, device=args.device, dtype=args.dtype, upscale=args.upscale,
         fidelity=args.fidelity, visibility=args.visibility, mask=args.mask, parser=args.parser,
         colour_match=args.colour_match, score_threshold=args.threshold, detect_max_side=args.detect_max_side,
         min_face_size=args.min_face_size, select=args.select,
         indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
-        background=args.bg_upsampler, background_tile=args.bg_tile,
-        max_pixels=args.max_pixels, allow_unverified=args.allow_unverified, exact=args.exact)
+        background=args.bg_upsampler, background_tile=args.bg_tile, max_pixels=args.max_pixels,
+        max_output_pixels=args.max_output_pixels, allow_unverified=args.allow_unverified, exact=args.exact)
     info = restorer.model.gfp_info
     detector = "none (aligned faces)" if args.aligned else restorer.detector.name
     print(f"model: {info['name'] or info['arch']} from {info['path']}; detector: {detector}", file=sys.stderr)
 
-    out = args.output
     counts = {"restored": 0, "skipped": 0, "failed": 0, "no face": 0, "faces": 0}
     failures: list[str] = []
-    for path in tqdm(inputs, desc="restoring", unit="image", disable=args.quiet or len(inputs) < 2):
+    for path in tqdm(inputs.files, desc="restoring", unit="image", disable=args.quiet or len(inputs.files) < 2):
         ext = path.suffix.lstrip(".").lower() if args.ext == "auto" else args.ext
         target = out / "restored_imgs" / f"{path.stem}{args.suffix}.{ext or 'png'}"
         if target.exists() and not args.overwrite:
@@ -150,12 +241,11 @@ def _cmd_restore(args: argparse.Namespace) -> int:
             counts["failed"] += 1
             failures.append(f"{path}: {type(exc).__name__}: {exc}")
             continue
-        for i in range(result.num_restored):
-            crop, restored = result.cropped_faces[i], result.restored_faces[i]
-            write_image(out / "cropped_faces" / f"{path.stem}_{i:02d}.png", crop)
-            write_image(out / "restored_faces" / f"{path.stem}_{i:02d}{args.suffix}.png", restored)
-            write_image(out / "cmp" / f"{path.stem}_{i:02d}.png", np.concatenate([crop, restored], axis=1))
-        write_image(target, result.image)
+        problems = _write_results(out, path, target, result, args.suffix)
+        if problems:
+            counts["failed"] += 1
+            failures.append(f"{path}: {problems}")
+            continue
         counts["restored"] += 1
         counts["faces"] += result.num_restored
         if result.num_detected == 0:
@@ -165,10 +255,42 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
     for line in failures:
         print(f"error: {line}", file=sys.stderr)
+    if inputs.duplicates:
+        again, first = inputs.duplicates[0]
+        print(f"{len(inputs.duplicates)} inputs named a file already listed and were restored once "
+              f"(e.g. {again} is {first})", file=sys.stderr)
     print(f"{counts['restored']} images restored ({counts['faces']} faces, {counts['no face']} without a face), "
           f"{counts['skipped']} skipped (output exists; --overwrite), {counts['failed']} failed; "
           f"results in {out}", file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+def _write_results(out: Path, path: Path, target: Path, result, suffix: str) -> str:
+    """Write one image's files: the restored photo first (the product; a face file that cannot be written
+    must not cost it), then each face's crop, restored crop and comparison. Each write is atomic.
+    Returns what went wrong ('' when nothing did); later files are still tried after a failure."""
+    import numpy as np
+
+    from .image import write_image
+
+    jobs: list[tuple[Path, Callable[[], np.ndarray]]] = [(target, lambda: result.image)]
+    for i in range(result.num_restored):
+        crop, restored = result.cropped_faces[i], result.restored_faces[i]
+        jobs += [(out / "cropped_faces" / f"{path.stem}_{i:02d}.png", lambda c=crop: c),
+                 (out / "restored_faces" / f"{path.stem}_{i:02d}{suffix}.png", lambda r=restored: r),
+                 (out / "cmp" / f"{path.stem}_{i:02d}.png", lambda c=crop, r=restored: np.concatenate([c, r], axis=1))]
+    problems: list[str] = []
+    for file, image in jobs:
+        try:
+            write_image(file, image())
+        except Exception as exc:  # disk full, a file where a folder should be, an unknown --ext, …
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(f"cannot write {file}: {reason}")
+    if not problems:
+        return ""
+    more = f" (and {len(problems) - 1} more files)" if len(problems) > 1 else ""
+    kept = f"; {target} was written" if not problems[0].startswith(f"cannot write {target}:") else ""
+    return f"{problems[0]}{more}{kept}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +315,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("restore", help="restore the faces in photos (files, folders, globs)")
+    p = sub.add_parser(
+        "restore", help="restore the faces in photos (files, folders, globs)",
+        description="Restore the faces in photos. Results go to OUTPUT/restored_imgs/NAME.EXT, face files to "
+                    "OUTPUT/cropped_faces, restored_faces and cmp, named after each input without its suffix. "
+                    f"Images are read as {', '.join(SUPPORTED_FORMAT_NAMES)} (by content, whatever the file's "
+                    "name says). A file listed more than once (also through links or overlapping globs) is "
+                    "restored once. Distinct inputs that would write the same output names (a/x.jpg and "
+                    "b/x.jpg, or x.png and x.jpg) are refused before any work, naming them: restore them in "
+                    "separate runs with different --output folders, or rename them. Outputs that exist are "
+                    "skipped (--overwrite); every file is written to a temporary name first and renamed, so "
+                    "an interrupted or failed write never leaves a half-written result. Exit status: 0 all "
+                    "restored, 1 some images failed (each named with the reason), 2 a usage error (nothing "
+                    "done), 3 model weights missing.")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder (default: results)")
     p.add_argument("-m", "--model", default="v1.4", help="model: v1, v1.2, v1.3, v1.4 (default) or a weights file")
@@ -205,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="retinaface_resnet50",
                    choices=["retinaface_resnet50", "retinaface_mobile0.25", "embedded"])
     p.add_argument("--threshold", type=float, default=None,
-                   help="detection score threshold (default: 0.97 for ResNet-50, 0.9 for MobileNet)")
+                   help="detection score threshold, above 0 and at most 1 (default: 0.97 for ResNet-50, "
+                        "0.9 for MobileNet)")
     p.add_argument("--detect-max-side", type=int, default=1280,
                    help="detect on a copy whose longest side is at most this (default 1280)")
     p.add_argument("--min-face-size", type=float, default=0, help="ignore faces smaller than this (pixels)")
@@ -229,7 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ext", default="auto", help="output format: auto (as the input), png, jpg, webp, tif")
     p.add_argument("--suffix", default="", help="added to restored file names")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-    p.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default 100 MP)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse larger input images before decoding them (default {DEFAULT_MAX_PIXELS / 1e6:.0f} MP)")
+    p.add_argument("--max-output-pixels", type=int, default=DEFAULT_MAX_OUTPUT_PIXELS,
+                   help="refuse, before any work, images whose result (input pixels x upscale^2) would be "
+                        f"larger (default {DEFAULT_MAX_OUTPUT_PIXELS / 1e6:.0f} MP, about 6 GB of memory at "
+                        "the peak)")
     p.add_argument("--allow-unverified", action="store_true", help="accept weights whose SHA-256 does not match")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_restore)
@@ -266,9 +406,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GFPError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # bad option values (device, dtype, fidelity)
+    except ValueError as exc:  # bad option values (device, dtype, fidelity, threshold)
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file or folder named on the command line that cannot be read or written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a user error: one line, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with -v to see where)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,8 +5,15 @@ in [-1, 1]. Conversions round the way the official code does, so outputs match i
 """
 from __future__ import annotations
 
+import errno
+import os
+import secrets
+import threading
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -15,7 +22,14 @@ from .errors import InvalidImageError
 
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger photos are refused before they are decoded
-_16BIT_SUFFIXES = (".png", ".tif", ".tiff")
+#: the largest result a restore may make. The default input limit at the default upscale (2) gives
+#: 400 MP; its result is 1.2 GB as 8-bit RGB, and the float32 work buffers of 16-bit or grey sources
+#: (12 bytes a pixel) add up to 4.8 GB, so about 6 GB at the peak: what a 16 GB machine can spare.
+DEFAULT_MAX_OUTPUT_PIXELS = 400_000_000
+#: the only decoders a file is given to (Pillow format names), whatever its name says: no PostScript,
+#: EPS or PDF ever reaches Ghostscript, no rarely used plugin sees untrusted bytes
+SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
+SUPPORTED_FORMAT_NAMES = ("PNG", "JPEG", "WebP", "TIFF", "BMP", "GIF")
 
 
 @dataclass
@@ -95,46 +109,85 @@ def to_picture(image: np.ndarray) -> Picture:
 
 def read_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     """Read an image file: EXIF orientation applied; grey, alpha and 16 bits kept; CMYK, palette and
-    other modes converted to RGB(A). Refuses images over ``max_pixels`` before decoding them."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    other modes converted to RGB(A). Only :data:`SUPPORTED_FORMATS` are opened, whatever the file's
+    name says. Refuses images over ``max_pixels`` before decoding them; each file is decoded once."""
+    from PIL import Image
 
     path = Path(path)
+    if max_pixels <= 0:
+        raise ValueError(f"max_pixels must be a positive number of pixels, got {max_pixels}")
     if not path.is_file():
         raise InvalidImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InvalidImageError(f"{path}: empty file")
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise InvalidImageError(
-                    f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
-                    f"{max_pixels / 1e6:.0f}; raise it (--max-pixels) if you have the memory")
-            img.load()
-            if img.format in ("PNG", "TIFF") and path.suffix.lower() in _16BIT_SUFFIXES:
-                deep = _read_16bit(path, img)
+        with pillow_pixel_limit(max_pixels), _open_supported(path, max_pixels) as img:
+            if _is_16bit_colour(img):
+                deep = _read_16bit(path)
                 if deep is not None:
                     return deep
-            img = ImageOps.exif_transpose(img)
-            mode = img.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
-                grey16 = np.clip(np.asarray(img, dtype=np.int64), 0, 65535).astype(np.uint16)
-                return to_picture(grey16)
-            if mode == "P":
-                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-            elif mode == "1":
-                img = img.convert("L")
-            elif mode not in ("L", "LA", "RGB", "RGBA"):
-                img = img.convert("RGBA" if "A" in mode else "RGB")  # CMYK, YCbCr, LAB, HSV, PA, …
-            return to_picture(np.asarray(img).copy())
+            return _from_pil(img)
     except InvalidImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # over twice our own limit: Pillow refused in its header check
+        raise InvalidImageError(f"{path}: over the limit of {max_pixels / 1e6:.0f} megapixels ({exc}); "
+                                f"raise it (--max-pixels) if you have the memory") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError(f"{path}: not a readable image ({exc})") from exc
 
 
-def _read_16bit(path: Path, img) -> Picture | None:
-    """16-bit colour PNG/TIFF, which PIL would truncate to 8 bits; None if the file is not one."""
+@contextmanager
+def _open_supported(path: Path, max_pixels: int) -> Iterator[Any]:
+    """The file opened (header only) by one of our decoders; refused if it is over ``max_pixels``."""
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        # Pillow warns of images over its limit; ours is checked just below, with a better message
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path, formats=SUPPORTED_FORMATS)
+        except UnidentifiedImageError:
+            raise InvalidImageError(_unsupported_message(path)) from None
+    with img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise InvalidImageError(
+                f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
+                f"{max_pixels / 1e6:.0f}; raise it (--max-pixels) if you have the memory")
+        yield img
+
+
+def _unsupported_message(path: Path) -> str:
+    """Why a file is refused: a known but unsupported format is named (from its first bytes only)."""
+    from PIL import Image
+
+    Image.init()
+    with open(path, "rb") as f:
+        prefix = f.read(16)
+    names = ", ".join(SUPPORTED_FORMAT_NAMES)
+    for name, (_factory, accept) in Image.OPEN.items():
+        if name in SUPPORTED_FORMATS or accept is None:
+            continue
+        try:
+            found = accept(prefix)  # a byte comparison; nothing is decoded
+        except Exception:  # some checks fail on very short files
+            continue
+        if found and not isinstance(found, str):  # a str is Pillow's warning, not a match
+            return f"{path}: not a supported image format (it is {name}; use {names})"
+    return f"{path}: not a readable image (damaged, or not a supported image format: {names})"
+
+
+def _is_16bit_colour(img: Any) -> bool:
+    """A 16-bit RGB(A) PNG/TIFF, which PIL would cut to 8 bits, told from the header before decoding."""
+    if img.format not in ("PNG", "TIFF") or img.mode not in ("RGB", "RGBA") or not img.tile:
+        return False
+    args = img.tile[0].args
+    rawmode = args[0] if isinstance(args, tuple) else args
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
+def _read_16bit(path: Path) -> Picture | None:
+    """A 16-bit colour PNG/TIFF decoded by OpenCV; None if OpenCV reads something else."""
     import cv2
 
     data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -144,31 +197,118 @@ def _read_16bit(path: Path, img) -> Picture | None:
     return to_picture(rgb)
 
 
-def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> Path:
-    """Write grey/RGB/RGBA, 8 or 16 bits. Formats that cannot hold alpha or 16 bits (JPEG) get
-    the image flattened to 8-bit RGB/grey."""
-    import cv2
+def _from_pil(img: Any) -> Picture:
+    """A PIL image (decoded here, once) as a :class:`Picture`."""
+    from PIL import ImageOps
+
+    img.load()
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey16 = np.clip(np.asarray(img, dtype=np.int64), 0, 65535).astype(np.uint16)
+        return to_picture(grey16)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGBA" if "A" in mode else "RGB")  # CMYK, YCbCr, LAB, HSV, PA, …
+    return to_picture(np.asarray(img).copy())
+
+
+_limit_lock = threading.Lock()
+_active_limits: list[int] = []
+_pillow_default: int | None = None
+
+
+@contextmanager
+def pillow_pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Let Pillow open images up to ``max_pixels`` while the block runs (its own decompression-bomb
+    limit is about 89 MP, and it refuses twice that). Our callers check the size themselves before
+    decoding. The limit is only ever raised, never lowered, and goes back to what it was when the
+    last reader leaves, so other code in the process keeps Pillow's protection."""
     from PIL import Image
 
+    global _pillow_default
+    with _limit_lock:
+        if not _active_limits:
+            _pillow_default = Image.MAX_IMAGE_PIXELS
+        _active_limits.append(max_pixels)
+        _apply_pillow_limit()
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _active_limits.remove(max_pixels)
+            _apply_pillow_limit()
+
+
+def _apply_pillow_limit() -> None:
+    from PIL import Image
+
+    if _pillow_default is None:  # someone switched Pillow's check off: leave it so
+        Image.MAX_IMAGE_PIXELS = None
+    else:
+        Image.MAX_IMAGE_PIXELS = max([_pillow_default, *_active_limits])
+
+
+def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> Path:
+    """Write grey/RGB/RGBA, 8 or 16 bits. Formats that cannot hold alpha or 16 bits (JPEG) get
+    the image flattened to 8-bit RGB/grey.
+
+    Atomic: the image is written to a temporary file in the same folder and renamed over ``path``,
+    so a failed write (disk full, killed process) never leaves a half-written ``path`` behind and
+    an existing file stays as it was. Raises OSError when the folder or file cannot be written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path.parent)
+    arr = _writable_array(image, path.suffix.lower() in (".jpg", ".jpeg"))
+    # same folder (so the rename is atomic) and same suffix (the encoders choose the format by it)
+    partial = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{path.suffix}")
+    try:
+        _encode(partial, arr, quality)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _make_folder(folder: Path) -> None:
+    """Create ``folder``; a clear error when a file sits where it or one of its parents should be."""
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{parent} is a file, not a folder")
+            break
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _writable_array(image: np.ndarray, is_jpeg: bool) -> np.ndarray:
     arr = np.asarray(image)
     if np.issubdtype(arr.dtype, np.floating):
         arr = as_uint8(arr)
-    is_jpeg = path.suffix.lower() in (".jpg", ".jpeg")
     if is_jpeg:
         if arr.ndim == 3 and arr.shape[2] in (2, 4):
             arr = arr[..., :-1] if arr.shape[2] == 4 else arr[..., 0]
         if arr.dtype == np.uint16:
             arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return arr
+
+
+def _encode(path: Path, arr: np.ndarray, quality: int) -> None:
+    import cv2
+    from PIL import Image
+
+    is_jpeg = path.suffix.lower() in (".jpg", ".jpeg")
     if arr.dtype == np.uint16 and arr.ndim == 3:  # PIL cannot write 16-bit colour
+        if path.suffix.lower() not in (".png", ".tif", ".tiff"):
+            raise InvalidImageError(f"{path}: cannot write a 16-bit image in this format; use .png or .tif")
         code = cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR
         if not cv2.imwrite(str(path), cv2.cvtColor(arr, code)):
-            raise InvalidImageError(f"{path}: cannot write a 16-bit image in this format; use .png or .tif")
-        return path
+            raise OSError(errno.EIO, "OpenCV could not write the file (disk full?)")
+        return
     pil = Image.fromarray(arr.astype(np.uint16) if arr.dtype == np.uint16 else arr)
     pil.save(path, **({"quality": quality} if is_jpeg else {}))
-    return path
 
 
 def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -17,9 +17,10 @@ from torch import nn
 
 from .archs.sft import check_fidelity
 from .background import BackgroundUpsampler
-from .face.detection import MIN_EYE_DISTANCE, FaceDetector
+from .face.detection import MIN_EYE_DISTANCE, FaceDetector, check_score_threshold
 from .face.types import Face
-from .image import DEFAULT_MAX_PIXELS, Picture, read_picture, to_picture
+from .errors import InvalidImageError
+from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, Picture, read_picture, to_picture
 from .restore import restore_aligned
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class FaceRestorer:
     (``parser``: parsenet or bisenet). ``select``/``indices``/``max_faces``: see
     :func:`gfp_core.face.select.select_faces`. ``background``: 'lanczos' or a Real-ESRGAN model
     (``realesrgan_x2plus``, ``realesr_general_x4v3``) run in tiles of ``background_tile`` pixels.
-    ``memory_budget_mb`` bounds one forward pass (default: one face at a time on CPU, 4 GiB
+    ``score_threshold``: detection cut in (0, 1] (None: the detector's default). ``max_pixels``
+    bounds the photos read from files; ``max_output_pixels`` the result (input pixels × upscale²),
+    checked before any heavy work. ``memory_budget_mb`` bounds one forward pass (default: one face at a time on CPU, 4 GiB
     worth of faces on an accelerator). ``exact``: the official model's numerics bit for bit instead
     of the faster kernels (see :func:`gfp_core.weights.load_model`).
 
@@ -79,6 +82,7 @@ class FaceRestorer:
                  select: str = "all", indices: Sequence[int] | None = None, max_faces: int | None = None,
                  background: str | BackgroundUpsampler = "lanczos", background_tile: int = 400,
                  memory_budget_mb: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
                  allow_unverified: bool | None = None, download: bool = True, exact: bool = False):
         from .weights import load_model
 
@@ -90,6 +94,11 @@ class FaceRestorer:
             raise ValueError(f"visibility must be between 0 and 1, got {visibility}")
         if not 1 <= upscale <= 8:
             raise ValueError(f"upscale must be between 1 and 8, got {upscale}")
+        if score_threshold is not None:
+            score_threshold = check_score_threshold(score_threshold)  # before any model is loaded
+        for name, limit in (("max_pixels", max_pixels), ("max_output_pixels", max_output_pixels)):
+            if not limit >= 1:
+                raise ValueError(f"{name} must be a positive number of pixels, got {limit}")
         self.fidelity = check_fidelity(fidelity)
         self.visibility = float(visibility)
         self.upscale = float(upscale)
@@ -99,6 +108,7 @@ class FaceRestorer:
                                    min_size=min_face_size, min_eye_distance=min_eye_distance)
         self.select_options = dict(mode=select, indices=list(indices) if indices else None, max_faces=max_faces)
         self.max_pixels = max_pixels
+        self.max_output_pixels = max_output_pixels
 
         if isinstance(model, nn.Module):
             self.model = model
@@ -208,9 +218,10 @@ class FaceRestorer:
             picture = image
         else:
             picture = to_picture(image)
-        rgb8 = picture.rgb8
-        if aligned:
+        if aligned:  # the result is one face crop: nothing to bound
             return self._restore_aligned_image(picture)
+        self.check_output_size(picture.rgb.shape[:2])
+        rgb8 = picture.rgb8
 
         if faces is None:
             report("detect", 0.0)
@@ -240,6 +251,21 @@ class FaceRestorer:
             restored = np.stack([match_colour(r, c, m) for r, c, m in zip(restored, crops, masks)])
         out = self.paste(background, restored, affines, masks)
         return RestoreResult(picture.rebuild(out), chosen, crops, restored, affines, masks, len(found), len(chosen))
+
+    def check_output_size(self, input_size: tuple[int, int]) -> None:
+        """Refuse, before any work, an input ``(height, width)`` whose result would be over
+        ``max_output_pixels``."""
+        from .background import output_size
+
+        height, width = output_size(tuple(input_size), self.upscale)
+        if height * width <= self.max_output_pixels:
+            return
+        fits = (self.max_output_pixels / (input_size[0] * input_size[1])) ** 0.5
+        hint = f"use an upscale of at most {int(fits * 100) / 100:g}" if fits >= 1 else "use a smaller image"
+        raise InvalidImageError(
+            f"the result would be {width}x{height}, {height * width / 1e6:.0f} megapixels, over the output limit "
+            f"of {self.max_output_pixels / 1e6:.0f}; {hint}, or raise the limit (--max-output-pixels, "
+            f"max_output_pixels=) if you have the memory")
 
     def _background(self, picture: Picture) -> np.ndarray:
         """The colour image faces are pasted into: 8-bit stays uint8, 16-bit works in float32."""

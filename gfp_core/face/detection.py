@@ -232,13 +232,24 @@ def postprocess(raw: RawDetections, height: int, width: int, score_threshold: fl
 # the stage
 
 
+def check_score_threshold(value: float) -> float:
+    """A detection score threshold, checked: scores are face probabilities, so a useful cut lies in
+    (0, 1]. At 0 or below every anchor of the image (tens of thousands) passes as a "face"; above 1
+    none can."""
+    threshold = float(value)
+    if not 0.0 < threshold <= 1.0:  # also refuses NaN
+        raise ValueError(f"the detection threshold is a face probability and must be above 0 and at most 1 "
+                         f"(e.g. 0.5 finds more faces, 0.97 fewer); got {value}")
+    return threshold
+
+
 def detect_faces(detector: FaceDetector, image: np.ndarray, *, score_threshold: float | None = None,
                  nms_threshold: float = 0.4, max_side: int | None = 1280, min_size: float = 0,
                  min_eye_distance: float = 0) -> list[Face]:
     """Faces in ``image`` (RGB ``H×W×3`` or grey ``H×W``; uint8, uint16 or float in [0, 1]; alpha ignored),
     in the image's pixel coordinates, sorted by descending score (ties: left to right, top to bottom).
 
-    ``score_threshold``: minimum face probability; ``None`` uses the detector's default (0.97 for
+    ``score_threshold``: minimum face probability, in (0, 1]; ``None`` uses the detector's default (0.97 for
     ResNet-50, as GFPGAN's official pipeline; 0.9 for the MobileNet-0.25 detectors).
     ``nms_threshold``: boxes overlapping a better one by more than this IoU are dropped.
     ``max_side``: images whose longest side is larger are detected on a copy downscaled to it (faster,
@@ -250,11 +261,11 @@ def detect_faces(detector: FaceDetector, image: np.ndarray, *, score_threshold: 
 
     from ..image import to_picture
 
+    threshold = detector.default_score_threshold if score_threshold is None else check_score_threshold(score_threshold)
     rgb = to_picture(image).rgb8  # grey → 3 channels, float/16-bit → 8 bits, alpha dropped
     height, width = rgb.shape[:2]
     if height == 0 or width == 0:
         raise InvalidImageError(f"cannot detect faces in an empty image of shape {list(np.shape(image))}")
-    threshold = detector.default_score_threshold if score_threshold is None else float(score_threshold)
     if max_side is not None and max_side < 0:
         raise ValueError(f"max_side must be a positive number of pixels, or 0/None for full size; got {max_side}")
 
