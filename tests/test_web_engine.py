@@ -11,8 +11,8 @@ from PIL import Image
 
 pytest.importorskip("gradio", reason="the web demo needs requirements-web.txt")
 
-from gfp_core.errors import InvalidImageError  # noqa: E402
-from web.engine import RestoreEngine, RestoreOptions  # noqa: E402
+from gfp_core.errors import GFPError, InvalidImageError  # noqa: E402
+from web.engine import InvalidOptionError, RestoreEngine, RestoreOptions, TimeLimitError  # noqa: E402
 
 PHOTO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 FAST = dict(upscale=1, mask="box", detector="embedded")
@@ -69,9 +69,10 @@ def test_limits_are_explained(engine, tmp_path):
     with pytest.raises(InvalidImageError, match="would be 2048x2048 pixels.*choose a smaller upscale"):
         engine.restore(PHOTO, RestoreOptions(**{**FAST, "upscale": 4}))
     for bad, message in [({"fidelity": 1.5}, "fidelity must be between 0 and 1"),
-                         ({"upscale": 2.5}, "upscale must be a whole number"),
+                         ({"upscale": 2.5}, "upscale must be a whole number from 1 to 4, got 2.5"),
+                         ({"upscale": 3.5}, "upscale must be a whole number from 1 to 4, got 3.5"),
                          ({"output_format": "gif"}, "output_format must be one of png, jpeg, webp")]:
-        with pytest.raises(InvalidImageError, match=message):
+        with pytest.raises(InvalidOptionError, match=message):
             engine.restore(PHOTO, RestoreOptions(**{**FAST, **bad}))
 
 
@@ -85,3 +86,113 @@ def test_models_are_loaded_once_and_results_expire(engine, tmp_path):
     third = engine.restore(PHOTO, RestoreOptions(**FAST))
     assert not first.file.exists() and not second.file.exists() and third.file.is_file()
     assert engine.peak_running == 1 and engine.running == 0
+
+
+def faces_in_a_row(tmp_path: Path, sizes: list[int]) -> Path:
+    """The astronaut photo at each size in ``sizes``, side by side: one face each, of known sizes."""
+    photos = [Image.open(PHOTO).convert("RGB").resize((s, s)) for s in sizes]
+    row = Image.new("RGB", (sum(sizes), max(sizes)), (128, 128, 128))
+    x = 0
+    for photo in photos:
+        row.paste(photo, (x, 0))
+        x += photo.width
+    path = tmp_path / "row.png"
+    row.save(path)
+    return path
+
+
+def test_only_the_largest_faces_are_restored_beyond_the_limit(engine, tmp_path):
+    engine.max_faces = 2
+    row = faces_in_a_row(tmp_path, [256, 512, 384])
+    outcome = engine.restore(row, RestoreOptions(**FAST))
+    assert outcome.num_detected == 3 and outcome.num_restored == 2
+    assert "3 faces found; the 2 largest were restored (this demo's limit)" in outcome.notes
+    # the two largest (reading-order numbers 1 and 2) were restored; the smallest (#0) is untouched
+    assert [caption.split(":")[0] for _, caption in outcome.face_pairs] == ["Face #1", "Face #2"]
+    result = np.asarray(Image.open(outcome.file).convert("RGB")).astype(int)
+    source = np.asarray(Image.open(row).convert("RGB")).astype(int)
+    assert np.array_equal(result[:, :256], source[:, :256])
+    assert np.abs(result[:, 256:768] - source[:, 256:768]).mean() > 1
+
+
+def test_a_request_over_the_time_limit_is_stopped(engine, tmp_path):
+    engine.time_limit = 1e-9  # over before the first stage ends
+    with pytest.raises(TimeLimitError, match=r"more than this demo's limit of 1e-09 s \(stopped while "):
+        engine.restore(PHOTO, RestoreOptions(**FAST))
+    assert not any(engine.output_dir.iterdir())  # nothing was saved
+    assert engine.running == 0
+    assert issubclass(TimeLimitError, GFPError)
+
+
+def test_a_time_limit_stops_the_face_restoration_between_faces(engine, tmp_path, monkeypatch):
+    """The budget is also checked while faces are restored: the restorer stops at its next report."""
+    import web.engine as engine_module
+
+    row = faces_in_a_row(tmp_path, [384, 384, 384])
+    calls: list[str] = []
+    real_check = engine_module.Deadline.check
+
+    def check(self, stage: str) -> None:
+        calls.append(stage)
+        if stage.startswith("restoring"):  # the clock runs out once the faces are being restored
+            self.end = 0
+        real_check(self, stage)
+
+    monkeypatch.setattr(engine_module.Deadline, "check", check)
+    with pytest.raises(TimeLimitError, match="stopped while restoring 3 faces"):
+        engine.restore(row, RestoreOptions(**FAST))
+    assert calls[:2] == ["loading the models", "finding faces"] and "blending the faces in" not in calls
+    assert not any(engine.output_dir.iterdir())
+
+
+def test_old_results_go_without_another_request(engine, tmp_path):
+    """A background thread removes results older than keep_s; close() removes all of them."""
+    import time
+
+    engine = RestoreEngine(device="cpu", output_dir=tmp_path / "results", keep_s=1.0)
+    outcome = engine.restore(PHOTO, RestoreOptions(**FAST))
+    folder = outcome.file.parent
+    assert folder.is_dir()
+    deadline = time.monotonic() + 30
+    while folder.exists() and time.monotonic() < deadline:
+        engine._closed.wait(0.1)
+    assert not folder.exists(), "the result folder outlived keep_s with no request coming"
+    engine.close()
+    assert not engine.output_dir.exists()
+    engine._sweeper.join(5)
+    assert not engine._sweeper.is_alive()
+
+
+def test_the_accelerated_call_takes_only_picklable_arguments(engine, monkeypatch, tmp_path):
+    """ZeroGPU pickles the decorated function's arguments and result: capture the exact call the page
+    makes through a real Gradio server in this process, and pickle what it was given and gave back."""
+    import pickle
+
+    from gradio_client import Client, handle_file
+
+    import web.app as app
+
+    calls: list[tuple] = []
+
+    def recording(fn):
+        def wrapper(*args, **kwargs):
+            result = fn(*args, **kwargs)
+            calls.append((args, kwargs, result))
+            return result
+        return wrapper
+
+    monkeypatch.setattr(app, "on_accelerator", recording)
+    demo = app.build_demo(engine)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        result = client.predict(handle_file(str(PHOTO)), "v1.4", 0.5, 1.0, 1, "embedded", 0.9, "all", "", "box",
+                                "lanczos", "png", api_name="/restore")
+    finally:
+        demo.close()
+    assert result[2] == 1
+    (args, kwargs, outcome), = calls
+    assert isinstance(args[0], str) and isinstance(args[1], RestoreOptions) and not kwargs
+    for value in (*args, outcome):
+        pickle.loads(pickle.dumps(value))
+    assert outcome.num_restored == 1

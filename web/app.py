@@ -5,35 +5,59 @@ the API endpoint ``/restore`` (see the page's "Use via API" link, or :mod:`gradi
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import binascii
 import logging
+import os
+import re
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from gfp_core.errors import GFPError
+from gfp_core.errors import GFPError, InvalidImageError, WeightsNotFoundError
 from gfp_core.face.detection import DETECTOR_NAMES
 from gfp_core.face.masks import MASK_MODES
 
-from .accelerator import on_accelerator
-from .engine import BACKGROUND_CHOICES, FORMAT_SUFFIXES, MODEL_CHOICES, RestoreEngine, RestoreOptions
-from .settings import WebSettings, parse_settings
+from .accelerator import on_accelerator, restore_job, use_engine
+from .engine import (BACKGROUND_CHOICES, FORMAT_SUFFIXES, MODEL_CHOICES, InvalidOptionError, RestoreEngine,
+                     RestoreOptions, RestoreOutcome, one_line, short)
+from .settings import WebSettings, file_size_bytes, parse_settings
 
 log = logging.getLogger("web")
 
-#: each gallery picture is a face before and after, side by side: twice as wide as high
-CSS = "#faces .thumbnail-item { aspect-ratio: 2 / 1 !important; }"
+CSS = """
+/* each gallery picture is a face before and after, side by side: twice as wide as high */
+#faces .thumbnail-item { aspect-ratio: 2 / 1 !important; }
+#weights-note { border-left: 4px solid #d97706; background: #fffbeb; color: #78350f; padding: 4px 12px;
+                border-radius: 6px; }
+#weights-note p { margin: 4px 0; }
+/* messages in the corner, never over the results on a phone */
+@media (max-width: 640px) {
+  .toast-wrap { top: auto !important; bottom: 8px !important; right: 8px !important; left: 8px !important;
+                width: auto !important; max-width: none !important; }
+}
+"""
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = [ASSETS / "astronaut_old.jpg", ASSETS / "astronaut.jpg"]
 DEFAULTS = RestoreOptions()
+MESSAGE_CHARS = 240       # the longest message a visitor is shown
+NAME_CHARS = 60           # an uploaded file's name as messages repeat it
+TOAST_SECONDS = 8         # error messages fade instead of staying over the page
 
 INTRO = """# GFPGAN face restoration
 Restore the faces in an old, blurry or low-resolution photo with
 [GFPGAN](https://github.com/TencentARC/GFPGAN) (Wang et al., CVPR 2021).
 Upload, paste or take a photo, then press **Restore**. Drag the slider over the result to compare."""
+
+#: the one answer for a file reference that is not a file this server received: it must not tell
+#: whether some other path on the server exists
+UPLOAD_LOST = "The photo did not arrive; upload it again."
+FAILED = "The restore failed on the server (the error was logged). Try again, or other settings."
 
 FACE_LABELS = [("All faces", "all"), ("The largest face", "largest"), ("The face nearest the centre", "center"),
                ("Faces by number", "indices")]
@@ -45,147 +69,291 @@ assert sorted(v for _, v in MASK_LABELS) == sorted(MASK_MODES)
 assert [v for _, v in BACKGROUND_LABELS] == list(BACKGROUND_CHOICES)
 
 
-def uploaded_path(image: Any, scratch: Path) -> tuple[Path, str]:
+class UploadError(InvalidImageError):
+    """A photo payload that does not name a file this server received."""
+
+
+# --- what arrives ---------------------------------------------------------------------------------
+
+def uploaded_path(image: Any, cache_dir: Path, scratch: Path, max_bytes: int) -> tuple[Path, str]:
     """The file behind a raw image payload (the page's upload, paste or webcam, or an API call), and
-    the name the person knows it by. Pasted images may arrive as data URLs."""
+    the name the person knows it by.
+
+    Only files that Gradio stored in its upload folder ``cache_dir`` are read (after resolving
+    symbolic links and ``..``), and pasted ``data:`` URLs of at most ``max_bytes``; anything else is
+    refused with one message, whether or not the path exists."""
     if image is None:
-        raise gr.Error("Add a photo first: upload one, paste one, or take one with the webcam.")
+        raise UploadError("Add a photo first: upload one, paste one, or take one with the webcam.")
     if isinstance(image, str):
-        data = {"path": image}
-    else:  # a FileData payload: a dict, or the model itself
-        data = image if isinstance(image, dict) else image.model_dump()
-    url, path = data.get("url") or "", data.get("path")
-    if url.startswith("data:"):
-        try:
-            payload = base64.b64decode(url.split(",", 1)[1], validate=False)
-        except (IndexError, binascii.Error):
-            raise gr.Error("The pasted image could not be read; save it to a file and upload that.") from None
-        path = scratch / "pasted.png"
-        path.write_bytes(payload)
-    if not path:
-        raise gr.Error("The photo did not arrive; upload it again.")
-    return Path(path), data.get("orig_name") or Path(path).name
+        data: dict = {"path": image}
+    elif isinstance(image, dict):
+        data = image
+    elif hasattr(image, "model_dump"):  # a FileData model
+        data = image.model_dump()
+    else:
+        raise UploadError(UPLOAD_LOST)
+    url, path = data.get("url"), data.get("path")
+    if isinstance(url, str) and url.startswith("data:"):
+        return _pasted(url, scratch, max_bytes), "pasted image"
+    if not isinstance(path, str) or not path:
+        raise UploadError(UPLOAD_LOST)
+    file = _stored_file(path, cache_dir)
+    name = data.get("orig_name") if isinstance(data.get("orig_name"), str) else None
+    return file, _short_name(name or file.name)
 
 
-def _user_message(exc: Exception, path: Path, name: str) -> str:
-    return str(exc).replace(str(path), name)
+def _stored_file(path: str, cache_dir: Path) -> Path:
+    """``path`` if it is a regular file inside ``cache_dir`` once links and ``..`` are resolved."""
+    try:
+        file = Path(os.path.realpath(path))
+        inside = file.is_relative_to(Path(os.path.realpath(cache_dir)))
+        if inside and file.is_file():
+            return file
+    except (OSError, ValueError):  # odd bytes in the name, too long, …
+        pass
+    raise UploadError(UPLOAD_LOST)
 
+
+def _pasted(url: str, scratch: Path, max_bytes: int) -> Path:
+    """A pasted image's data URL as a file, its size checked before anything is decoded."""
+    header, _, encoded = url.partition(",")
+    if len(encoded) > 4 * (max_bytes // 3 + 1) + 4:  # base64: 4 characters for every 3 bytes
+        raise UploadError(f"The pasted image is larger than this demo's limit of {max_bytes / 2**20:.0f} MB; "
+                          f"save it to a smaller file and upload that.")
+    try:
+        if ";base64" not in header:
+            raise ValueError("not base64")
+        payload = base64.b64decode(encoded, validate=False)
+    except (ValueError, binascii.Error):
+        raise UploadError("The pasted image could not be read; save it to a file and upload that.") from None
+    file = scratch / "pasted.png"
+    file.write_bytes(payload)
+    return file
+
+
+def _short_name(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
+
+
+# --- what visitors are told -------------------------------------------------------------------------
+
+_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:)?[\\/](?:[^\s\\/'\"(),;]+[\\/])+[^\s\\/'\"(),;]*")
+_QUOTED = re.compile(r"(['\"])([^'\"]{40})[^'\"]+\1")
+
+
+def visitor_message(exc: GFPError, path: Path | None = None, name: str = "") -> str:
+    """A user error as a visitor sees it: short, the upload called by its name, no server folder
+    named and no long input repeated (the server log has the whole message)."""
+    text = str(exc)
+    if path is not None:
+        text = text.replace(str(path), name)
+    if isinstance(exc, WeightsNotFoundError):  # the rest lists the server's model folders
+        text = text.split("\n")[0].split(" Put ")[0].rstrip(":") + " The server's administrator can add them."
+    text = _PATH.sub(lambda m: _file_name(m.group(0)), " ".join(text.split()))
+    text = _QUOTED.sub(lambda m: f"{m.group(1)}{m.group(2)}…{m.group(1)}", text)
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def _file_name(path: str) -> str:
+    """A server path in a message: a file keeps its name, a folder becomes 'a server folder'."""
+    last = re.split(r"[\\/]", path.rstrip("\\/"))[-1]
+    return last if "." in last.strip(".") else "a server folder"
+
+
+def _refuse(what: str, exc: Exception, path: Path | None, name: str) -> gr.Error:
+    """The page's error for ``exc``, logged: user errors in one line, anything else with its traceback."""
+    if isinstance(exc, GFPError):
+        log.warning("%s refused (%s): %s", what, name or "no photo", one_line(str(exc)))
+        return gr.Error(visitor_message(exc, path, name), duration=TOAST_SECONDS)
+    log.error("%s of %s failed", what, name or "no photo", exc_info=exc)
+    return gr.Error(f"{FAILED} ({type(exc).__name__})", duration=TOAST_SECONDS)
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidOptionError(f"{name} must be a number, got {short(value)}") from None
+
+
+def make_options(model: Any, fidelity: Any, visibility: Any, upscale: Any, detector: Any, threshold: Any,
+                 faces: Any, indices: Any, mask: Any, background: Any, output_format: Any) -> RestoreOptions:
+    """The page's (or an API caller's) values as checked options. Upscale keeps its fraction so that
+    3.5 is refused rather than run as 3."""
+    options = RestoreOptions(
+        model=model, fidelity=_number("fidelity", fidelity), visibility=_number("visibility", visibility),
+        upscale=_number("upscale", upscale), detector=detector, threshold=_number("threshold", threshold),
+        faces=faces, indices="" if indices is None else indices, mask=mask, background=background,
+        output_format=output_format)
+    options.check()
+    return options
+
+
+def summary_text(outcome: RestoreOutcome, model: str) -> str:
+    notes = outcome.notes + ([outcome.weights_note] if outcome.weights_note else [])
+    lines = [f"**{outcome.summary}** with GFPGAN {model}."] + [f"- {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def weights_banner(notes: list[str]) -> dict:
+    text = "\n\n".join(f"⚠️ {note}" for note in notes)
+    return gr.update(value=text, visible=bool(notes))
+
+
+# --- the page ---------------------------------------------------------------------------------------
 
 def build_demo(engine: RestoreEngine, settings: WebSettings | None = None) -> gr.Blocks:
     settings = settings or WebSettings()
-    run_restore = on_accelerator(engine.restore)
+    use_engine(engine)
+    run_restore = on_accelerator(restore_job)
+    max_bytes = file_size_bytes(settings.max_file_size)
 
     def restore(image, model, fidelity, visibility, upscale, detector, threshold, faces, indices, mask,
                 background, output_format, progress=gr.Progress(track_tqdm=True)):
         """Restore the faces in a photo.
 
         Returns the (before, after) pair shown by the slider (at most 2048 px wide), each face's aligned
-        crop before and after, the number of faces found, a summary, and the full-resolution result
-        file in the chosen format."""
+        crop before and after, the number of faces found, a summary (with a note when the weights are
+        not the verified published ones), and the full-resolution result file in the chosen format."""
+        path, name = None, ""
         with tempfile.TemporaryDirectory() as scratch:
-            path, name = uploaded_path(image, Path(scratch))
-            options = RestoreOptions(
-                model=model, fidelity=float(fidelity), visibility=float(visibility), upscale=int(upscale),
-                detector=detector, threshold=float(threshold), faces=faces, indices=indices or "", mask=mask,
-                background=background, output_format=output_format)
             try:
-                outcome = run_restore(path, options, lambda f, text: progress(f, desc=text))
-            except GFPError as exc:
-                raise gr.Error(_user_message(exc, path, name)) from None
-            except Exception as exc:  # a bug, not a user error: log it, show a short message
-                log.exception("restore of %s failed", name)
-                raise gr.Error(f"The restore failed ({type(exc).__name__}: {_user_message(exc, path, name)}).") \
-                    from None
-        for note in outcome.notes:
-            gr.Warning(note)
-        if outcome.num_detected == 0:
-            gr.Info("No face was found in this photo: it was only resized.")
-        summary = f"**{outcome.summary}** with GFPGAN {model}."
-        return (outcome.before, outcome.after), outcome.face_pairs, outcome.num_detected, summary, str(outcome.file)
+                path, name = uploaded_path(image, cache_dir, Path(scratch), max_bytes)
+                options = make_options(model, fidelity, visibility, upscale, detector, threshold, faces, indices,
+                                       mask, background, output_format)
+                outcome = run_restore(str(path), options)
+            except Exception as exc:  # noqa: BLE001 (every failure becomes a short message; the log has it all)
+                raise _refuse("restore", exc, path, name) from None
+        return ((outcome.before, outcome.after), outcome.face_pairs,
+                outcome.num_detected, summary_text(outcome, options.model),
+                str(outcome.file))
+
+    def show_banner() -> dict:
+        """The weights notice: shown when the page opens, and again after each restore."""
+        return weights_banner(engine.weights_notes())
+
+    def after_restore() -> tuple[dict, dict]:
+        """The face count appears with the first result (the API's answer stays a plain number)."""
+        return gr.update(visible=True), show_banner()
 
     def number_faces(image, detector, threshold):
         """Find the faces in a photo and number them (the numbers that 'Faces by number' takes)."""
+        path, name = None, ""
         with tempfile.TemporaryDirectory() as scratch:
-            path, name = uploaded_path(image, Path(scratch))
             try:
-                preview, count = engine.detect(path, detector, float(threshold))
-            except GFPError as exc:
-                raise gr.Error(_user_message(exc, path, name)) from None
-        return preview, f"{count} face{'s' if count != 1 else ''} found, numbered in reading order from #0."
+                path, name = uploaded_path(image, cache_dir, Path(scratch), max_bytes)
+                preview, count = engine.detect(path, detector, _number("threshold", threshold))
+            except Exception as exc:  # noqa: BLE001
+                raise _refuse("face numbering", exc, path, name) from None
+        text = f"{count} face{'s' if count != 1 else ''} found, numbered in reading order from #0."
+        return preview, text
 
     with gr.Blocks(title="GFPGAN face restoration", delete_cache=(1800, 3600)) as demo:
+        cache_dir = Path(demo.GRADIO_CACHE)  # where Gradio stores uploads: the only files read
         gr.Markdown(INTRO)
+        banner = gr.Markdown(visible=False, elem_id="weights-note")
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, min_width=320):
                 image = gr.Image(label="Photo", sources=["upload", "clipboard", "webcam"], type="filepath",
-                                 height=360, elem_id="photo")
+                                 height=320, elem_id="photo")
                 model = gr.Radio(list(MODEL_CHOICES), value=DEFAULTS.model, label="GFPGAN version",
                                  info="v1.4: most detail; v1.3: most natural; v1.2: sharper; v1: the original "
                                       "(colourises grey photos)")
-                upscale = gr.Slider(1, 4, value=DEFAULTS.upscale, step=1, label="Upscale",
-                                    info="size of the result")
-                fidelity = gr.Slider(0, 1, value=DEFAULTS.fidelity, step=0.05, label="Fidelity",
-                                     info="1: GFPGAN as published, keeps the person's features; lower: "
-                                          "more of the generative face prior")
-                with gr.Accordion("Advanced", open=False):
-                    visibility = gr.Slider(0, 1, value=DEFAULTS.visibility, step=0.05, label="Visibility",
-                                           info="blend of the restored face over the original (0: untouched)")
+                with gr.Row():
+                    upscale = gr.Slider(1, 4, value=DEFAULTS.upscale, step=1, label="Upscale",
+                                        info="size of the result", min_width=140)
+                    fidelity = gr.Slider(0, 1, value=DEFAULTS.fidelity, step=0.05, label="Fidelity",
+                                         info="1: as published; lower: more of the face prior", min_width=140)
+                # the button stays where it is when Advanced opens below it
+                restore_button = gr.Button("Restore", variant="primary", elem_id="restore")
+                with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                    with gr.Row():
+                        visibility = gr.Slider(0, 1, value=DEFAULTS.visibility, step=0.05, label="Visibility",
+                                               info="restored face over the original (0: untouched)",
+                                               min_width=140)
+                        threshold = gr.Slider(0.05, 0.99, value=DEFAULTS.threshold, step=0.01,
+                                              label="Detection threshold", info="lower finds more faces",
+                                              min_width=140)
                     faces = gr.Radio(FACE_LABELS, value=DEFAULTS.faces, label="Which faces")
-                    indices = gr.Textbox(value=DEFAULTS.indices, label="Face numbers",
-                                         placeholder="e.g. 0, 2 — see 'Number the faces'",
-                                         info="for 'Faces by number'")
-                    detector = gr.Dropdown(list(DETECTOR_NAMES), value=DEFAULTS.detector, label="Face detector")
-                    threshold = gr.Slider(0.05, 0.99, value=DEFAULTS.threshold, step=0.01,
-                                          label="Detection threshold", info="lower finds more (and worse) faces")
+                    with gr.Row():
+                        indices = gr.Textbox(value=DEFAULTS.indices, label="Face numbers to restore",
+                                             placeholder="e.g. 0, 2", info="for 'Faces by number'", min_width=140)
+                        detector = gr.Dropdown(list(DETECTOR_NAMES), value=DEFAULTS.detector,
+                                               label="Face detector", min_width=140)
                     mask = gr.Radio(MASK_LABELS, value=DEFAULTS.mask, label="Blending mask")
                     background = gr.Radio(BACKGROUND_LABELS, value=DEFAULTS.background, label="Background")
                     output_format = gr.Radio(list(FORMAT_SUFFIXES), value=DEFAULTS.output_format,
                                              label="Download format")
                     number_button = gr.Button("Number the faces", size="sm")
-                    numbered = gr.Image(label="Faces found", interactive=False, visible=True, height=240)
-                    numbered_text = gr.Markdown(label="Faces found, numbered")
-                restore_button = gr.Button("Restore", variant="primary", elem_id="restore")
-                gr.Examples(examples=[[str(p)] for p in EXAMPLES if p.exists()], inputs=[image],
-                            label="Examples (public-domain NASA photo)")
-            with gr.Column(scale=2):
+                    numbered_text = gr.Markdown()
+                    numbered = gr.Image(label="Numbered faces", interactive=False, visible=False, height=240)
+            with gr.Column(scale=2, min_width=320, elem_id="results"):
                 slider = gr.ImageSlider(label="Before / after", type="numpy", elem_id="before-after",
-                                        max_height=720)
+                                        max_height=560)
+                summary = gr.Markdown(elem_id="summary")
                 with gr.Row():
-                    count = gr.Number(label="Faces found", precision=0, interactive=False, elem_id="face-count")
-                    download = gr.File(label="Full-resolution result", interactive=False, elem_id="download")
-                summary = gr.Markdown(label="Summary", elem_id="summary")
-                gallery = gr.Gallery(label="Each face: before | after", columns=1, height="auto",
+                    count = gr.Number(label="Faces found", precision=0, interactive=False, visible=False,
+                                      elem_id="face-count", min_width=120)
+                    download = gr.File(label="Full-resolution result", interactive=False, elem_id="download",
+                                       min_width=200)
+                gallery = gr.Gallery(label="Each face: before | after", columns=3, height=300,
                                      elem_id="faces", object_fit="contain")
+        with gr.Row(elem_id="examples"):
+            gr.Examples(examples=[[str(p)] for p in EXAMPLES if p.exists()], inputs=[image],
+                        label="Examples (public-domain NASA photo)")
 
         restore_button.click(
             restore, [image, model, fidelity, visibility, upscale, detector, threshold, faces, indices, mask,
                       background, output_format],
             [slider, gallery, count, summary, download], api_name="restore", preprocess=False,
-            concurrency_id="restore")
+            concurrency_id="restore").success(after_restore, None, [count, banner], api_name=False, queue=False)
         number_button.click(number_faces, [image, detector, threshold], [numbered, numbered_text],
-                            api_name="number_faces", preprocess=False, concurrency_id="restore")
+                            api_name="number_faces", preprocess=False, concurrency_id="restore").success(
+            lambda: gr.update(visible=True), None, numbered, api_name=False, queue=False)
+        demo.load(show_banner, None, banner, api_name=False, queue=False)
 
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
+    demo.restore_engine = engine  # launch() closes it when the server stops
     return demo
 
 
 def create_app(argv: list[str] | None = None) -> tuple[gr.Blocks, WebSettings]:
-    """The page and its settings (command line, else GFP_WEB_* variables), models not loaded yet."""
+    """The page and its settings (command line, else GFP_WEB_* variables), with the default models
+    loaded (ZeroGPU wants models placed at start-up)."""
     settings = parse_settings(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from gfp_core.weights import add_model_dir
 
     for folder in settings.model_dirs:
         add_model_dir(folder)
     engine = RestoreEngine(device=settings.device, dtype=settings.dtype, max_pixels=settings.max_pixels,
-                           max_output_pixels=settings.max_output_pixels)
+                           max_output_pixels=settings.max_output_pixels, max_faces=settings.max_faces,
+                           time_limit=settings.time_limit, allow_unverified=settings.allow_unverified,
+                           keep_s=settings.keep_results)
+    atexit.register(engine.close)
+    log.info("results kept in %s for %g s", engine.output_dir, engine.keep_s)
+    engine.preload()
     return build_demo(engine, settings), settings
 
 
 def launch(demo: gr.Blocks, settings: WebSettings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
-                max_file_size=settings.max_file_size, show_error=True, footer_links=["api", "gradio"],
-                theme=gr.themes.Soft(), css=CSS)
+    """Serve until interrupted or terminated (SIGTERM, as Spaces and containers stop a server);
+    then the results are removed."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # Gradio's server loop closes on KeyboardInterrupt
+    try:
+        demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
+                    max_file_size=settings.max_file_size, show_error=True, footer_links=["api", "gradio"],
+                    theme=gr.themes.Soft(), css=CSS)
+    finally:
+        engine = getattr(demo, "restore_engine", None)
+        if engine is not None:
+            engine.close()
+            log.info("results removed; server stopped")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,9 @@ The models are loaded once and shared by every request; each request gets its ow
 """
 from __future__ import annotations
 
+import io
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -19,13 +21,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from gfp_core.errors import GFPError, InvalidImageError, WeightsNotFoundError
 from gfp_core.face.detection import (DETECTOR_NAMES, MIN_EYE_DISTANCE, EmbeddedRetinaFace, FaceDetector,
                                      detect_faces, load_detector)
 from gfp_core.face.masks import MASK_MODES
 from gfp_core.face.preview import draw_faces
-from gfp_core.face.select import parse_indices, reading_order
+from gfp_core.face.select import parse_indices, reading_order, select_faces
 from gfp_core.face.types import Face
 from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, to_picture, write_image
 from gfp_core.pipeline import FaceRestorer
@@ -38,6 +41,23 @@ FACE_CHOICES = ("all", "largest", "center", "indices")
 BACKGROUND_CHOICES = ("lanczos", "realesrgan_x2plus", "realesr_general_x4v3")
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 PREVIEW_MAX_SIDE = 2048  # the page shows at most this; the download has every pixel
+MAX_INDICES_CHARS = 200  # 'Face numbers' longer than this cannot be a real list of faces
+#: the models the page's defaults use, loaded when the server starts rather than on the first visit
+DEFAULT_MODELS = ("v1.4",)
+
+
+class InvalidOptionError(GFPError, ValueError):
+    """A setting that the page cannot take (API callers can send anything)."""
+
+
+class TimeLimitError(GFPError, TimeoutError):
+    """A request that worked longer than the server allows; it was stopped."""
+
+
+def short(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: messages name a bad input without echoing all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -62,13 +82,17 @@ class RestoreOptions:
                    "background": BACKGROUND_CHOICES, "output_format": tuple(FORMAT_SUFFIXES)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise InvalidImageError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                raise InvalidOptionError(f"{name} must be one of {', '.join(allowed)}, got {short(getattr(self, name))}")
         ranges = {"fidelity": (0, 1), "visibility": (0, 1), "upscale": (1, 4), "threshold": (0.05, 0.99)}
         for name, (low, high) in ranges.items():
-            if not low <= getattr(self, name) <= high:
-                raise InvalidImageError(f"{name} must be between {low} and {high}, got {getattr(self, name)}")
-        if self.upscale != int(self.upscale):
-            raise InvalidImageError(f"upscale must be a whole number from 1 to 4, got {self.upscale}")
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not low <= value <= high:
+                raise InvalidOptionError(f"{name} must be between {low} and {high}, got {short(value)}")
+        if self.upscale != int(self.upscale):  # 3.5 would silently become 3: refuse it instead
+            raise InvalidOptionError(f"upscale must be a whole number from 1 to 4, got {self.upscale:g}")
+        if not isinstance(self.indices, str) or len(self.indices) > MAX_INDICES_CHARS:
+            raise InvalidOptionError(f"face numbers must be a short list such as 0, 2 (at most {MAX_INDICES_CHARS} "
+                                     f"characters), got {short(self.indices)}")
 
 
 @dataclass
@@ -82,7 +106,8 @@ class RestoreOutcome:
     num_restored: int
     file: Path                  # the full-resolution result in the chosen format
     seconds: float
-    notes: list[str] = field(default_factory=list)  # fallbacks the user should know about
+    notes: list[str] = field(default_factory=list)  # fallbacks and limits the user should know about
+    weights_note: str | None = None  # set when the GFPGAN weights are not the verified published ones
 
     @property
     def summary(self) -> str:
@@ -103,6 +128,11 @@ class ModelCache:
         self._items: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[tuple, threading.Lock] = {}
+
+    def peek(self, key: tuple) -> Any | None:
+        """The value if it is loaded already (nothing is loaded, nothing moves in the order)."""
+        with self._lock:
+            return self._items.get(key)
 
     def get(self, key: tuple, load: Callable[[], Any]) -> Any:
         with self._lock:
@@ -126,15 +156,24 @@ class ModelCache:
 class RestoreEngine:
     """Runs restores for the page and the API. ``device``/``dtype``: gfp_core's policy (auto = the
     best accelerator, fp32). ``max_pixels`` bounds the input, ``max_output_pixels`` the result
-    (input pixels × upscale²). Result files go to ``output_dir`` and are removed after ``keep_s``."""
+    (input pixels × upscale²), ``max_faces`` the faces restored per photo (the largest are kept),
+    ``time_limit`` the seconds one request may work. ``allow_unverified``: accept weights whose
+    SHA-256 differs from the registry's (outcomes then carry a ``weights_note``).
+
+    Result files go to ``output_dir``; a background thread removes them ``keep_s`` seconds after
+    they were written, and :meth:`close` removes the folder."""
 
     def __init__(self, *, device: str | None = None, dtype: str | None = None,
-                 max_pixels: int = 40_000_000, max_output_pixels: int = 100_000_000,
+                 max_pixels: int = 40_000_000, max_output_pixels: int = 100_000_000, max_faces: int = 20,
+                 time_limit: float = 300, allow_unverified: bool | None = None,
                  max_models: int = 2, output_dir: str | Path | None = None, keep_s: float = 3600) -> None:
         self.device = device
         self.dtype = dtype
         self.max_pixels = min(max_pixels, DEFAULT_MAX_PIXELS)
         self.max_output_pixels = max_output_pixels
+        self.max_faces = max_faces
+        self.time_limit = time_limit
+        self.allow_unverified = allow_unverified
         self.restorers = ModelCache(max_models)
         self.helpers = ModelCache(6)  # detectors, parsers, background upsamplers: small
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="gfp-web-"))
@@ -143,16 +182,38 @@ class RestoreEngine:
         self._count_lock = threading.Lock()
         self.running = 0
         self.peak_running = 0
+        self._closed = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep, name="gfp-web-results", daemon=True)
+        self._sweeper.start()
 
     # --- models -------------------------------------------------------------------------------
 
     def restorer_model(self, name: str):
-        return self.restorers.get(("gfpgan", name), lambda: load_model(name, device=self.device, dtype=self.dtype))
+        return self.restorers.get(("gfpgan", name), lambda: load_model(
+            name, device=self.device, dtype=self.dtype, allow_unverified=self.allow_unverified))
+
+    def preload(self, names: tuple[str, ...] = DEFAULT_MODELS) -> None:
+        """Load the page's default models now (at start-up: on ZeroGPU, models placed while the
+        server starts are shared by every GPU call). A model that cannot be had is logged, and its
+        requests say why."""
+        jobs = [(f"GFPGAN {n}", lambda n=n: self.restorer_model(n)) for n in names]
+        jobs += [("face detector", lambda: self.detector(RestoreOptions.detector)),
+                 ("face parser", self.parser)]
+        for what, load in jobs:
+            try:
+                load()
+            except GFPError as exc:
+                log.warning("%s not loaded at start-up: %s", what, one_line(str(exc)))
+
+    def weights_notes(self) -> list[str]:
+        """What the page should say about the GFPGAN weights loaded so far (unverified, random)."""
+        notes = [weights_note(name, self.restorers.peek(("gfpgan", name))) for name in MODEL_CHOICES]
+        return [n for n in notes if n]
 
     def detector(self, name: str) -> tuple[Any, str | None]:
         """The detector, and a note when the embedded one stands in for weights that cannot be had."""
         def load():
-            detector = load_detector(name, device=self.device)
+            detector = load_detector(name, device=self.device, allow_unverified=self.allow_unverified)
             note = None
             if isinstance(detector, EmbeddedRetinaFace) and name != "embedded":
                 note = (f"The {name} detector's weights are not available here, so the embedded RetinaFace "
@@ -164,7 +225,7 @@ class RestoreEngine:
         """ParseNet for the 'parsing' mask, or None and a note when its weights cannot be had."""
         def load():
             try:
-                return load_model("parsenet", device=self.device), None
+                return load_model("parsenet", device=self.device, allow_unverified=self.allow_unverified), None
             except WeightsNotFoundError as exc:
                 log.warning("face parsing unavailable: %s", str(exc).splitlines()[0])
                 return None, ("The face-parsing weights (ParseNet) are not available here, so the faces were "
@@ -174,77 +235,98 @@ class RestoreEngine:
     def background_upsampler(self, name: str):
         from gfp_core.background import load_background_upsampler
 
-        return self.helpers.get(("background", name), lambda: load_background_upsampler(name, device=self.device))
+        return self.helpers.get(("background", name), lambda: load_background_upsampler(
+            name, device=self.device, allow_unverified=self.allow_unverified))
 
     # --- one restore --------------------------------------------------------------------------
 
     def restore(self, image_path: str | Path, options: RestoreOptions,
                 progress: Callable[[float, str], None] | None = None) -> RestoreOutcome:
-        """Restore the faces of the image file ``image_path`` with ``options``."""
-        def tell(fraction: float, text: str) -> None:
-            if progress is not None:
-                progress(fraction, text)
-
+        """Restore the faces of the image file ``image_path`` with ``options``. ``progress(fraction,
+        text)`` hears of each stage; without it, stages go to a tqdm bar (which a Gradio page with
+        ``gr.Progress(track_tqdm=True)`` shows)."""
         options.check()
         start = time.perf_counter()
-        self._enter()
-        try:
-            picture = read_picture(image_path, self.max_pixels)
-            height, width = picture.rgb.shape[:2]
-            if height * width * options.upscale ** 2 > self.max_output_pixels:
-                raise InvalidImageError(
-                    f"the result would be {width * options.upscale}x{height * options.upscale} pixels, over this "
-                    f"demo's limit of {self.max_output_pixels / 1e6:.0f} megapixels; choose a smaller upscale")
-            indices = parse_indices(options.indices) if options.faces == "indices" else None
+        clock = Deadline(self.time_limit)
+        with StageReporter(progress) as tell:
+            self._enter()
+            try:
+                return self._restore(Path(image_path), options, start, clock, tell)
+            finally:
+                self._leave()
 
-            tell(0.0, f"Loading GFPGAN {options.model}")
-            model = self.restorer_model(options.model)
-            detector, detector_note = self.detector(options.detector)
-            notes = [detector_note] if detector_note else []
-            mask, parser = options.mask, "parsenet"
-            if mask == "parsing":
-                parser, parser_note = self.parser()
-                if parser is None:
-                    mask, parser = "ellipse", "parsenet"
-                    notes.append(parser_note)
-            background = "lanczos"
-            if options.background != "lanczos":
-                tell(0.05, f"Loading {options.background}")
-                background = self.background_upsampler(options.background)
+    def _restore(self, image_path: Path, options: RestoreOptions, start: float, clock: Deadline,
+                 tell: Callable[[float, str], None]) -> RestoreOutcome:
+        upscale = int(options.upscale)
+        picture = read_picture(image_path, self.max_pixels)
+        height, width = picture.rgb.shape[:2]
+        if height * width * upscale ** 2 > self.max_output_pixels:
+            raise InvalidImageError(
+                f"the result would be {width * upscale}x{height * upscale} pixels, over this "
+                f"demo's limit of {self.max_output_pixels / 1e6:.0f} megapixels; choose a smaller upscale")
+        indices = parse_indices(options.indices) if options.faces == "indices" else None
 
-            restorer = FaceRestorer(
-                model, upscale=options.upscale, fidelity=options.fidelity, visibility=options.visibility,
-                mask=mask, parser=parser, select=options.faces, indices=indices, background=background,
-                max_pixels=self.max_pixels)
-            # detection and choice happen here, as in the faces-found preview, so that captions carry
-            # the preview's numbers, which are what 'Faces by number' takes
-            tell(0.1, "Finding faces")
-            found = _faces_found(detector, picture.rgb8, options.threshold)
-            chosen = restorer.choose(found, picture.rgb8.shape)
-            numbers = [next(i for i, f in enumerate(found) if f is c) for c in chosen]
-            stages = {"restore": f"Restoring {len(chosen)} face{'s' if len(chosen) != 1 else ''}",
-                      "paste": "Blending the faces in"}
-            result = restorer.restore(picture, faces=chosen,
-                                      on_progress=lambda stage, f: tell(0.15 + 0.8 * f, stages[stage]))
-            tell(0.95, "Saving")
-            file = self._save(result.image, Path(image_path).stem, options.output_format)
-            outcome = RestoreOutcome(
-                before=_preview(cv2.resize(picture.rgb8, result.image.shape[1::-1], interpolation=cv2.INTER_CUBIC)
-                                if options.upscale != 1 else picture.rgb8),
-                after=_preview(_display_rgb(result.image)),
-                face_pairs=_face_pairs(result, numbers),
-                num_detected=len(found), num_restored=result.num_restored,
-                file=file, seconds=time.perf_counter() - start, notes=notes)
-            log.info("restored %s: %s", Path(image_path).name, outcome.summary)
-            return outcome
-        finally:
-            self._leave()
+        tell(0.0, f"Loading GFPGAN {options.model}")
+        model = self.restorer_model(options.model)
+        detector, detector_note = self.detector(options.detector)
+        notes = [detector_note] if detector_note else []
+        mask, parser = options.mask, "parsenet"
+        if mask == "parsing":
+            parser, parser_note = self.parser()
+            if parser is None:
+                mask, parser = "ellipse", "parsenet"
+                notes.append(parser_note)
+        background = "lanczos"
+        if options.background != "lanczos":
+            tell(0.05, f"Loading {options.background}")
+            background = self.background_upsampler(options.background)
+        clock.check("loading the models")
+
+        restorer = FaceRestorer(
+            model, upscale=upscale, fidelity=options.fidelity, visibility=options.visibility,
+            mask=mask, parser=parser, select=options.faces, indices=indices, background=background,
+            max_pixels=self.max_pixels)
+        # detection and choice happen here, as in the faces-found preview, so that captions carry
+        # the preview's numbers, which are what 'Faces by number' takes
+        tell(0.1, "Finding faces")
+        found = _faces_found(detector, picture.rgb8, options.threshold)
+        chosen = restorer.choose(found, picture.rgb8.shape)
+        if len(chosen) > self.max_faces:  # bounded work per request: the largest faces are kept
+            what = "found" if len(chosen) == len(found) else "chosen"
+            notes.append(f"{len(chosen)} faces {what}; the {self.max_faces} largest were restored (this demo's limit)")
+            chosen = select_faces(chosen, picture.rgb8.shape[:2], max_faces=self.max_faces)
+        numbers = [next(i for i, f in enumerate(found) if f is c) for c in chosen]
+        clock.check("finding faces")
+        stages = {"restore": f"Restoring {len(chosen)} face{'s' if len(chosen) != 1 else ''}",
+                  "paste": "Blending the faces in"}
+
+        def on_progress(stage: str, fraction: float) -> None:
+            clock.check(stages[stage].lower())  # raising here stops FaceRestorer between batches
+            tell(0.15 + 0.8 * fraction, stages[stage])
+
+        result = restorer.restore(picture, faces=chosen, on_progress=on_progress)
+        clock.check("blending the faces in")
+        tell(0.95, "Saving")
+        file = self._save(result.image, image_path.stem, options.output_format)
+        outcome = RestoreOutcome(
+            before=_preview(cv2.resize(picture.rgb8, result.image.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+                            if upscale != 1 else picture.rgb8),
+            after=_preview(_display_rgb(result.image)),
+            face_pairs=_face_pairs(result, numbers),
+            num_detected=len(found), num_restored=result.num_restored,
+            file=file, seconds=time.perf_counter() - start, notes=notes,
+            weights_note=weights_note(options.model, model))
+        log.info("restored %s: %s", image_path.name, outcome.summary)
+        return outcome
 
     def detect(self, image_path: str | Path, detector: str = "retinaface_resnet50",
                threshold: float = 0.9) -> tuple[np.ndarray, int]:
         """The photo with every face found numbered (the numbers 'Faces by number' takes)."""
+        RestoreOptions(detector=detector, threshold=threshold).check()
+        clock = Deadline(self.time_limit)
         picture = read_picture(image_path, self.max_pixels)
         faces = _faces_found(self.detector(detector)[0], picture.rgb8, threshold)
+        clock.check("finding faces")
         return _preview(draw_faces(picture.rgb8, faces)), len(faces)
 
     # --- bookkeeping --------------------------------------------------------------------------
@@ -261,21 +343,98 @@ class RestoreEngine:
             log.info("restore finished (%d running)", self.running)
 
     def _save(self, image: np.ndarray, stem: str, output_format: str) -> Path:
-        self._forget_old_files()
+        self.forget_old_results()
         folder = self.output_dir / uuid.uuid4().hex
         safe_stem = "".join(c for c in stem if c.isalnum() or c in "-_")[:60] or "photo"
         return write_image(folder / f"{safe_stem}_restored{FORMAT_SUFFIXES[output_format]}", image)
 
-    def _forget_old_files(self) -> None:
+    def forget_old_results(self) -> None:
+        """Remove result folders written more than ``keep_s`` seconds ago."""
         cutoff = time.time() - self.keep_s
-        for folder in self.output_dir.iterdir():
+        try:
+            folders = list(self.output_dir.iterdir())
+        except OSError:
+            return  # closed
+        for folder in folders:
             try:
                 if folder.stat().st_mtime < cutoff:
-                    for file in folder.iterdir():
-                        file.unlink()
-                    folder.rmdir()
+                    shutil.rmtree(folder)
             except OSError:
                 pass  # another request is cleaning up too
+
+    def _sweep(self) -> None:
+        """Background thread: old results go even when no request comes to trigger it."""
+        while not self._closed.wait(max(0.5, min(self.keep_s / 2, 60))):
+            self.forget_old_results()
+
+    def close(self) -> None:
+        """Stop the cleaning thread and remove every result (the server is shutting down)."""
+        self._closed.set()
+        shutil.rmtree(self.output_dir, ignore_errors=True)
+
+
+class Deadline:
+    """The time budget of one request, checked at every stage."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def check(self, stage: str) -> None:
+        if time.monotonic() > self.end:
+            raise TimeLimitError(
+                f"this photo needed more than this demo's limit of {self.seconds:g} s (stopped while {stage}); "
+                f"try a smaller photo or upscale, fewer faces, or the Lanczos background")
+
+
+class StageReporter:
+    """Stage reports to ``progress``, or else to a tqdm bar per stage: a Gradio event with
+    ``gr.Progress(track_tqdm=True)`` shows those, also when the restore runs in a ZeroGPU worker that
+    cannot be handed a callback."""
+
+    def __init__(self, progress: Callable[[float, str], None] | None) -> None:
+        self.progress = progress
+        self.bar: tqdm | None = None
+        self.done = 0
+
+    def __enter__(self) -> Callable[[float, str], None]:
+        return self
+
+    def __call__(self, fraction: float, text: str) -> None:
+        if self.progress is not None:
+            self.progress(fraction, text)
+            return
+        if self.bar is None or self.bar.desc != text:
+            self._close_bar()
+            self.bar = tqdm(total=100, desc=text, initial=self.done, file=io.StringIO(), leave=False)
+        step = max(0, min(100, round(fraction * 100)) - self.done)
+        self.bar.update(step)
+        self.done += step
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __exit__(self, *exc: object) -> None:
+        self._close_bar()
+
+
+def weights_note(name: str, model: Any | None) -> str | None:
+    """What a visitor should know about model ``name``'s weights: seeded random, or unverified."""
+    info = getattr(model, "gfp_info", None) or {}
+    if info.get("synthetic"):
+        return (f"GFPGAN {name} runs on seeded random weights on this server (a test setup), not the published "
+                f"model: its faces are not real restorations.")
+    if model is not None and not info.get("verified", False):
+        return (f"GFPGAN {name} runs on unverified weights on this server (their SHA-256 is not the published "
+                f"one): results may differ from the published model.")
+    return None
+
+
+def one_line(text: str) -> str:
+    """A multi-line message as one log line."""
+    return " | ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def _faces_found(detector: FaceDetector, rgb8: np.ndarray, threshold: float) -> list[Face]:
@@ -312,5 +471,5 @@ def _face_pairs(result, numbers: list[int]) -> list[tuple[np.ndarray, str]]:
                                                    result.restored_faces)]
 
 
-__all__ = ["BACKGROUND_CHOICES", "FACE_CHOICES", "FORMAT_SUFFIXES", "GFPError", "MODEL_CHOICES",
-           "RestoreEngine", "RestoreOptions", "RestoreOutcome"]
+__all__ = ["BACKGROUND_CHOICES", "FACE_CHOICES", "FORMAT_SUFFIXES", "GFPError", "InvalidOptionError", "MODEL_CHOICES",
+           "RestoreEngine", "RestoreOptions", "RestoreOutcome", "TimeLimitError"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass, field
 
 
@@ -12,20 +13,39 @@ class WebSettings:
     port: int | None = None         # None: Gradio's default (GRADIO_SERVER_PORT, else 7860 or the next free)
     concurrency: int = 1            # restores running at once; more wait in the queue
     queue_size: int = 32            # requests waiting beyond that are turned away with a message
-    max_file_size: str = "25mb"     # uploads larger than this are refused by the server
+    max_file_size: str = "25mb"     # uploads (and pasted data: URLs) larger than this are refused
     max_pixels: int = 40_000_000    # input images larger than this are refused before decoding
     max_output_pixels: int = 100_000_000  # input pixels × upscale²
+    max_faces: int = 20             # the largest faces of a photo that one request restores
+    time_limit: float = 300         # seconds one request may work before it is stopped
+    keep_results: float = 3600      # seconds a result file stays on the server
     device: str | None = None       # gfp_core's policy: auto = CUDA > MPS > CPU
     dtype: str | None = None        # fp32 unless asked (bf16 is fast on recent CPUs, fp16 on GPUs)
     model_dirs: list[str] = field(default_factory=list)  # searched before the Hugging Face cache
+    allow_unverified: bool = False  # use weights whose SHA-256 differs from the registry's (the page says so)
     share: bool = False
 
 
 _ENV = {  # option → environment variable
     "host": "GFP_WEB_HOST", "port": "GFP_WEB_PORT", "concurrency": "GFP_WEB_CONCURRENCY",
     "queue_size": "GFP_WEB_QUEUE_SIZE", "max_file_size": "GFP_WEB_MAX_FILE_SIZE", "max_pixels": "GFP_WEB_MAX_PIXELS",
-    "max_output_pixels": "GFP_WEB_MAX_OUTPUT_PIXELS", "device": "GFP_DEVICE", "dtype": "GFP_DTYPE",
+    "max_output_pixels": "GFP_WEB_MAX_OUTPUT_PIXELS", "max_faces": "GFP_WEB_MAX_FACES",
+    "time_limit": "GFP_WEB_TIME_LIMIT", "keep_results": "GFP_WEB_KEEP_RESULTS", "device": "GFP_DEVICE",
+    "dtype": "GFP_DTYPE",
 }
+_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}  # as Gradio counts max_file_size
+
+
+def file_size_bytes(text: str) -> int:
+    """'25mb' → bytes, with the units Gradio's ``max_file_size`` takes (1 kb = 1024 bytes)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", str(text))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a file size (e.g. 25mb): {text!r}")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def parse_settings(argv: list[str] | None = None) -> WebSettings:
@@ -38,9 +58,21 @@ def parse_settings(argv: list[str] | None = None) -> WebSettings:
                             help=f"(env {env}; default {default})")
     parser.add_argument("--model-dir", action="append", default=[], dest="model_dirs",
                         help="a folder of weights files to use before the Hugging Face cache (repeatable)")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        default=_truthy(os.environ.get("GFP_ALLOW_UNVERIFIED")),
+                        help="use weights whose SHA-256 does not match the registry's; the page then says so "
+                             "(env GFP_ALLOW_UNVERIFIED=1)")
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live address")
     args = parser.parse_args(argv)
     # argparse converts string defaults (the environment's values) with each option's type
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
+    if args.max_faces < 1:
+        parser.error("--max-faces must be at least 1")
+    if args.time_limit <= 0:
+        parser.error("--time-limit must be a positive number of seconds")
+    try:
+        file_size_bytes(args.max_file_size)
+    except ValueError as exc:
+        parser.error(f"--max-file-size: {exc}")
     return WebSettings(**vars(args))
