@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import base64
 import binascii
+import html
 import logging
 import os
 import re
@@ -151,6 +152,7 @@ def visitor_message(exc: GFPError, path: Path | None = None, name: str = "") -> 
         text = text.split("\n")[0].split(" Put ")[0].rstrip(":") + " The server's administrator can add them."
     text = _PATH.sub(lambda m: _file_name(m.group(0)), " ".join(text.split()))
     text = _QUOTED.sub(lambda m: f"{m.group(1)}{m.group(2)}…{m.group(1)}", text)
+    text = html.escape(text, quote=False)  # Gradio shows messages as HTML
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
 
 
@@ -164,9 +166,9 @@ def _refuse(what: str, exc: Exception, path: Path | None, name: str) -> gr.Error
     """The page's error for ``exc``, logged: user errors in one line, anything else with its traceback."""
     if isinstance(exc, GFPError):
         log.warning("%s refused (%s): %s", what, name or "no photo", one_line(str(exc)))
-        return gr.Error(visitor_message(exc, path, name), duration=TOAST_SECONDS)
+        return gr.Error(visitor_message(exc, path, name), duration=TOAST_SECONDS, print_exception=False)
     log.error("%s of %s failed", what, name or "no photo", exc_info=exc)
-    return gr.Error(f"{FAILED} ({type(exc).__name__})", duration=TOAST_SECONDS)
+    return gr.Error(f"{FAILED} ({type(exc).__name__})", duration=TOAST_SECONDS, print_exception=False)
 
 
 def _number(name: str, value: Any) -> float:
