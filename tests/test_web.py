@@ -112,11 +112,13 @@ def test_bad_input_comes_back_as_a_message(client, tmp_path):
         (truncated, {}, r"truncated\.jpg: not a readable image"),
         (huge, {}, r"9000x5000 is 45 megapixels, over the limit of 40"),
         (PHOTO, {"upscale": 4, "background": "lanczos"}, None),  # fine: 512² × 16 is allowed
-        (PHOTO, {"model": "v1.3"}, r"GFPGANv1\.3\.pth.*HF_HUB_OFFLINE"),
+        (PHOTO, {"model": "v1.3"}, r"GFPGANv1\.3\.pth.*HF_HUB_OFFLINE.*administrator can add them"),
         (PHOTO, {"model": "v9"}, r"model must be one of v1\.4, v1\.3, v1\.2, v1"),
         (PHOTO, {"faces": "indices", "indices": "3"}, r"face index 3 is out of range: 1 faces were found"),
         (PHOTO, {"faces": "indices", "indices": "first"}, r"face indices must be whole numbers"),
         (PHOTO, {"background": "realesrgan_x2plus"}, r"RealESRGAN_x2plus\.pth"),
+        (PHOTO, {"upscale": 3.5}, r"upscale must be a whole number from 1 to 4, got 3\.5"),
+        (PHOTO, {"fidelity": "lots"}, r"fidelity must be a number, got 'lots'"),
     ]
     for image, options, expected in cases:
         if expected is None:
@@ -169,3 +171,23 @@ def test_eight_requests_at_once_respect_the_concurrency_limit(client, web_demo):
     growth_mb = (peak - baseline) / 2**20
     print(f"memory during the burst: {baseline / 2**20:.0f} MiB before, peak {peak / 2**20:.0f} MiB")
     assert growth_mb < 2 * 900, f"memory grew by {growth_mb:.0f} MiB during the burst"
+
+
+def test_messages_are_short_and_name_no_server_folder(client, web_demo):
+    """Long inputs are not echoed whole, missing weights do not list the server's folders, and user
+    errors take one line of the server log."""
+    log_start = len(web_demo.log())
+    long_model = "v" * 5000
+    long_indices = "1," * 2500
+    for options in ({"model": long_model}, {"faces": "indices", "indices": long_indices}, {"model": "v1.2"},
+                    {"background": "realesr_general_x4v3"}):
+        message = error_of(client, PHOTO, **options)
+        assert len(message) < 250, f"{options and list(options)}: {len(message)} characters"
+        assert long_model[:100] not in message and long_indices[:100] not in message
+        assert not re.search(r"(^|[\s'\"(])/(tmp|root|home|work|usr|var)/", message), message
+        assert str(web_demo.workdir) not in message and "gfp-home" not in message, message
+    assert "GFPGANv1.2.pth" in error_of(client, PHOTO, model="v1.2")
+    log = web_demo.log()[log_start:]
+    refusals = [line for line in log.splitlines() if "restore refused" in line]
+    assert len(refusals) == 5 and "Traceback" not in log, log[-3000:]
+    assert any(str(web_demo.workdir) in line for line in refusals), "the log keeps the details"

@@ -196,3 +196,18 @@ def test_the_accelerated_call_takes_only_picklable_arguments(engine, monkeypatch
     for value in (*args, outcome):
         pickle.loads(pickle.dumps(value))
     assert outcome.num_restored == 1
+
+
+def test_unexpected_failures_keep_their_traceback_in_the_log_only(caplog):
+    import logging
+
+    from web.app import FAILED, _refuse
+
+    try:
+        raise RuntimeError("cannot map /srv/models/secret.bin")
+    except RuntimeError as exc:
+        with caplog.at_level(logging.ERROR, logger="web"):
+            error = _refuse("restore", exc, None, "photo.jpg")
+    assert str(error.message) == f"{FAILED} (RuntimeError)"
+    (record,) = [r for r in caplog.records if r.name == "web"]
+    assert record.exc_info and "secret.bin" in caplog.text and "Traceback" in caplog.text
