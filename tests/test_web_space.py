@@ -77,6 +77,40 @@ def test_the_space_folder_is_complete(tmp_path):
     assert not list(folder.rglob("__pycache__"))
 
 
+def test_the_space_pins_what_it_was_tested_with(tmp_path):
+    """Gradio at the front matter's sdk_version (nothing else may move it), torch and torchvision at
+    exact versions; the card's short description within the Hub's 60 characters."""
+    folder = build(tmp_path)
+    meta = front_matter(folder)
+    pins = {}
+    for line in (folder / "requirements.txt").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            pins[name.strip().lower()] = version.strip()
+    assert pins.get("gradio") == str(meta["sdk_version"])
+    for name in ("torch", "torchvision"):
+        assert re.fullmatch(r"\d+\.\d+(\.\d+)?", pins.get(name, "")), f"{name} is not pinned: {pins}"
+        assert pins[name] == importlib.metadata.version(name).split("+")[0]
+    assert 0 < len(meta["short_description"]) <= 60, meta["short_description"]
+
+
+#: the ``suggested_hardware`` values of the Spaces configuration reference
+#: (https://huggingface.co/docs/hub/spaces-config-reference)
+DOCUMENTED_HARDWARE = {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "l4x4", "l40sx1", "l40sx4",
+                       "l40sx8", "a10g-small", "a10g-large", "a10g-largex2", "a10g-largex4", "a100-large", "a100x4",
+                       "a100x8"}
+
+
+def test_only_documented_hardware_can_be_suggested(tmp_path):
+    from web.space import HARDWARE
+
+    assert set(HARDWARE) <= DOCUMENTED_HARDWARE
+    done = subprocess.run([sys.executable, "-m", "web.space", "build", str(tmp_path / "s"), "--hardware",
+                           "zero-a10g"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "invalid choice: 'zero-a10g'" in done.stderr
+    assert not (tmp_path / "s").exists()
+
+
 def test_the_space_app_imports_from_its_own_folder(tmp_path):
     folder = build(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GFP_HUB_REPO")}
@@ -107,9 +141,9 @@ def test_the_space_requirements_cover_its_imports(tmp_path):
 
 
 def test_a_hub_repository_of_ones_own_comes_first(tmp_path):
-    folder = build(tmp_path, "--hub-repo", "my-org/face-weights", "--hardware", "zero-a10g")
+    folder = build(tmp_path, "--hub-repo", "my-org/face-weights", "--hardware", "t4-small")
     meta = front_matter(folder)
-    assert meta["models"][0] == "my-org/face-weights" and meta["suggested_hardware"] == "zero-a10g"
+    assert meta["models"][0] == "my-org/face-weights" and meta["suggested_hardware"] == "t4-small"
     assert all(line.startswith("my-org/face-weights ") for line in meta["preload_from_hub"])
     assert 'os.environ.setdefault("GFP_HUB_REPO", "my-org/face-weights")' in (folder / "app.py").read_text()
 

@@ -10,6 +10,7 @@ example photos. ``push`` builds one (or takes ``--dir``) and uploads it with hug
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,14 @@ PRELOADED_MODELS = ("v1.4", "retinaface_resnet50", "parsenet")
 #: every model the page can ask for
 DEMO_MODELS = ("v1.4", "v1.3", "v1.2", "v1", "retinaface_resnet50", "retinaface_mobile0.25", "parsenet",
                "realesrgan_x2plus", "realesr_general_x4v3")
-HARDWARE = ("cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large")
+#: ``suggested_hardware`` values the Spaces configuration reference lists (ZeroGPU is not one of them:
+#: it is chosen in the Space's settings, and the app runs there too)
+HARDWARE = ("cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "l4x4", "l40sx1", "l40sx4", "l40sx8",
+            "a10g-small", "a10g-large", "a10g-largex2", "a10g-largex4", "a100-large", "a100x4", "a100x8")
+SHORT_DESCRIPTION = "Restore faces in old photos with GFPGAN v1.4, v1.3, v1.2, v1"
+SHORT_DESCRIPTION_CHARS = 60  # the Hub refuses longer ones
+#: pinned to the versions this demo is tested with, so that a rebuilt Space runs the same code
+PINNED = ("torch", "torchvision")
 #: OpenCV's shared-library needs on the Spaces base image
 APT_PACKAGES = ("libgl1", "libglib2.0-0")
 PYTHON_VERSION = "3.11"
@@ -64,17 +72,39 @@ slider, faces, count, summary, result_file = client.predict(
 Weights come from the Hugging Face Hub (the repositories listed as this Space's models) or the
 official release pages, and are checked against their published SHA-256.
 Settings (Space variables): `GFP_WEB_CONCURRENCY` (restores at once, default 1),
-`GFP_WEB_QUEUE_SIZE`, `GFP_WEB_MAX_FILE_SIZE` (default 25mb), `GFP_WEB_MAX_PIXELS`, `GFP_HUB_REPO`
-(a Hub repository of your own holding the weights files), `GFP_DEVICE`, `GFP_DTYPE`.
+`GFP_WEB_QUEUE_SIZE`, `GFP_WEB_MAX_FILE_SIZE` (default 25mb), `GFP_WEB_MAX_PIXELS`,
+`GFP_WEB_MAX_FACES` (faces restored per photo, the largest first; default 20), `GFP_WEB_TIME_LIMIT`
+(seconds per request, default 300), `GFP_WEB_KEEP_RESULTS` (seconds a result file is kept, default
+3600), `GFP_HUB_REPO` (a Hub repository of your own holding the weights files), `GFP_DEVICE`,
+`GFP_DTYPE`, `GFP_ALLOW_UNVERIFIED=1` (accept weights whose SHA-256 differs; the page then says so).
+
+On ZeroGPU hardware (chosen in the Space's settings), the default models are loaded when the Space
+starts and each restore runs in a `spaces.GPU` call; ZeroGPU supports only some torch versions, so
+check the torch pin in `requirements.txt` against its list.
 """
 
 
 def runtime_requirements() -> list[str]:
-    """The library's runtime requirements (requirements.txt), plus ``spaces`` for ZeroGPU hardware.
-    Gradio itself comes from the front matter's ``sdk_version``."""
+    """The library's runtime requirements (requirements.txt) with torch and torchvision pinned to the
+    installed versions, ``spaces`` for ZeroGPU hardware, and Gradio pinned to the front matter's
+    ``sdk_version`` (so that nothing the other requirements pull in can move it)."""
+    import gradio
+
     lines = (REPO_ROOT / "requirements.txt").read_text().splitlines()
     requirements = [line.split("#")[0].strip() for line in lines]
-    return [r for r in requirements if r] + ["spaces"]
+    pinned = [_pinned(r) for r in requirements if r]
+    return pinned + ["spaces", f"gradio=={gradio.__version__}"]
+
+
+def _pinned(requirement: str) -> str:
+    """``torch>=2.1`` → ``torch==<installed version>`` for the packages in :data:`PINNED`."""
+    import importlib.metadata
+
+    name = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0]
+    if name.lower() not in PINNED:
+        return requirement
+    version = importlib.metadata.version(name).split("+")[0]  # a local build tag (+cu128) is no release
+    return f"{name}=={version}"
 
 
 def hub_sources(name: str, hub_repo: str | None = None) -> list:
@@ -112,7 +142,7 @@ def front_matter(title: str, hardware: str, hub_repo: str | None = None) -> dict
         "title": title, "emoji": "🖼️", "colorFrom": "indigo", "colorTo": "pink",
         "sdk": "gradio", "sdk_version": gradio.__version__, "python_version": PYTHON_VERSION,
         "app_file": "app.py", "pinned": False, "license": "apache-2.0",
-        "short_description": "Restore faces in old photos with GFPGAN v1.4, v1.3, v1.2 and v1",
+        "short_description": SHORT_DESCRIPTION,
         "suggested_hardware": hardware,
         "models": hub_repos(DEMO_MODELS, "model", hub_repo),
         "preload_from_hub": preload_entries(hub_repo),
@@ -144,7 +174,9 @@ def build(folder: str | Path, *, title: str = "GFPGAN Face Restoration", hardwar
     (folder / "app.py").write_text(APP_PY.format(hub_repo=hub_line))
     (folder / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
     (folder / "packages.txt").write_text("\n".join(APT_PACKAGES) + "\n")
-    meta = yaml.safe_dump(front_matter(title, hardware, hub_repo), sort_keys=False, allow_unicode=True)
+    meta = front_matter(title, hardware, hub_repo)
+    assert len(meta["short_description"]) <= SHORT_DESCRIPTION_CHARS
+    meta = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     (folder / "README.md").write_text(f"---\n{meta}---\n{SPACE_README.format(space_id=space_id)}")
     return folder
 
@@ -188,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd.add_argument("--private", action="store_true")
             cmd.add_argument("--dir", help="upload this already built folder instead of building one")
         cmd.add_argument("--hardware", default="cpu-upgrade", choices=HARDWARE,
-                         help="suggested_hardware in the front matter (zero-a10g: ZeroGPU)")
+                         help="suggested_hardware in the front matter (ZeroGPU is chosen in the Space's settings)")
         cmd.add_argument("--hub-repo", help="a Hub repository of yours with the weights files, searched first")
     args = parser.parse_args(argv)
     if args.command == "build":
