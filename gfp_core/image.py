@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import threading
 import warnings
@@ -130,10 +131,17 @@ def read_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pict
     except InvalidImageError:
         raise
     except Image.DecompressionBombError as exc:  # over twice our own limit: Pillow refused in its header check
-        raise InvalidImageError(f"{path}: over the limit of {max_pixels / 1e6:.0f} megapixels ({exc}); "
-                                f"raise it (--max-pixels) if you have the memory") from exc
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{megapixels(int(found.group(1)))} megapixels" if found else "too large"
+        raise InvalidImageError(f"{path}: {size}, over the limit of {megapixels(max_pixels)}; raise it "
+                                f"(--max-pixels) if you have the memory") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError(f"{path}: not a readable image ({exc})") from exc
+
+
+def megapixels(pixels: int) -> str:
+    """``200024449`` → ``'200'``, ``300000`` → ``'0.3'``: for messages."""
+    return f"{pixels / 1e6:.3g}"
 
 
 @contextmanager
@@ -152,8 +160,8 @@ def _open_supported(path: Path, max_pixels: int) -> Iterator[Any]:
         width, height = img.size
         if width * height > max_pixels:
             raise InvalidImageError(
-                f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
-                f"{max_pixels / 1e6:.0f}; raise it (--max-pixels) if you have the memory")
+                f"{path}: {width}x{height} is {megapixels(width * height)} megapixels, over the limit of "
+                f"{megapixels(max_pixels)}; raise it (--max-pixels) if you have the memory")
         yield img
 
 

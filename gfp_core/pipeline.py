@@ -20,7 +20,7 @@ from .background import BackgroundUpsampler
 from .face.detection import MIN_EYE_DISTANCE, FaceDetector, check_score_threshold
 from .face.types import Face
 from .errors import InvalidImageError
-from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, Picture, read_picture, to_picture
+from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, Picture, megapixels, read_picture, to_picture
 from .restore import restore_aligned
 
 log = logging.getLogger(__name__)
@@ -263,8 +263,8 @@ class FaceRestorer:
         fits = (self.max_output_pixels / (input_size[0] * input_size[1])) ** 0.5
         hint = f"use an upscale of at most {int(fits * 100) / 100:g}" if fits >= 1 else "use a smaller image"
         raise InvalidImageError(
-            f"the result would be {width}x{height}, {height * width / 1e6:.0f} megapixels, over the output limit "
-            f"of {self.max_output_pixels / 1e6:.0f}; {hint}, or raise the limit (--max-output-pixels, "
+            f"the result would be {width}x{height}, {megapixels(height * width)} megapixels, over the output limit "
+            f"of {megapixels(self.max_output_pixels)}; {hint}, or raise the limit (--max-output-pixels, "
             f"max_output_pixels=) if you have the memory")
 
     def _background(self, picture: Picture) -> np.ndarray:
