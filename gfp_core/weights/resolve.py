@@ -33,7 +33,7 @@ class ResolvedWeights:
     path: Path
     spec: ModelSpec | None
     source: str  # path | folder | hf-cache | hub | url
-    verified: bool  # SHA-256 checked against the registry
+    verified: bool  # size and SHA-256 checked against the registry
 
 
 def _truthy(value: str | None) -> bool:
@@ -104,7 +104,8 @@ def verify(path: Path, spec: ModelSpec, allow_unverified: bool) -> bool:
     """True if the file matches the registry's size and SHA-256; raises on a mismatch unless allowed.
     The size is checked first, so a wrong file is refused without reading all of it."""
     if not spec.sha256:
-        log.info("%s has no published SHA-256; loaded %s unverified (sha256 %s)", spec.name, path, sha256_of(path))
+        if log.isEnabledFor(logging.INFO):  # hashing a large file only to log it costs seconds
+            log.info("%s has no published SHA-256; loaded %s unverified (sha256 %s)", spec.name, path, sha256_of(path))
         return False
     problem = _size_problem(path, spec) or _hash_problem(path, spec)
     if problem is None:
