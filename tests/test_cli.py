@@ -129,6 +129,64 @@ def test_convert_round_trip_and_refusals(tmp_path, home, tiny_checkpoint):
     assert not marker.exists() and not (tmp_path / "evil.safetensors").exists()
 
 
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``gfp_core.cli.main`` in this process (no interpreter start per call): ``cli(*args)`` gives
+    ``(exit status, stdout, stderr)``. The logging and warning set-up main() does is undone after."""
+    import logging
+    import warnings
+
+    from gfp_core.cli import main
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        status = main(list(args))
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+    yield run
+    logging.captureWarnings(False)
+
+
+def _unreadable_checkpoints(folder: Path, tiny_checkpoint: Path) -> dict[str, Path]:
+    import torch
+
+    text = folder / "passwd.pth"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    header = folder / "bogus.safetensors"
+    header.write_bytes((1 << 40).to_bytes(8, "little") + b'{"a": 1}')  # claims a 1 TB header
+    partial = folder / "partial.pth"
+    state = read_state_dict(tiny_checkpoint)
+    torch.save({"params_ema": dict(list(state.items())[: len(state) // 2])}, partial)
+    return {"text file": text, "bogus safetensors header": header, "partial key set": partial}
+
+
+def test_unreadable_checkpoints_are_errors_not_tracebacks(tmp_path, cli, tiny_checkpoint):
+    _write_face(tmp_path / "face.png", 64)
+    for what, bad in _unreadable_checkpoints(tmp_path, tiny_checkpoint).items():
+        commands = [("restore", str(tmp_path / "face.png"), "--aligned", "-m", str(bad), "-o", str(tmp_path / "o")),
+                    ("export-onnx", str(bad), str(tmp_path / "out.onnx"))]
+        if what != "partial key set":  # converting a partial set is a plain copy of what is there
+            commands.append(("convert", str(bad), str(tmp_path / "out.safetensors")))
+        for command in commands:
+            status, out, err = cli(*command)
+            assert status == 2, (what, command, err)
+            assert err.startswith(f"error: {bad}") and err.count("\n") == 1, (what, command, err)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "out.onnx").exists()
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_files_that_cannot_be_written_are_errors_not_tracebacks(tmp_path, cli, tiny_checkpoint):
+    blocker = tmp_path / "somefile"
+    blocker.write_text("a file, not a folder")
+    status, _out, err = cli("convert", str(tiny_checkpoint), str(blocker / "tiny.safetensors"))
+    assert status == 2 and err.startswith("error: ") and "Traceback" not in err
+    status, _out, err = cli("random-weights", "v1.4", str(blocker / "v14.pth"))
+    assert status == 2 and err.startswith("error: ") and "Traceback" not in err
+
+
 def test_random_weights_load_as_the_named_model(tmp_path, home):
     path = tmp_path / "GFPGANv1.pth"
     result = run_cli("random-weights", "v1", str(path), "--seed", "3", env=home)

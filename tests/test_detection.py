@@ -168,6 +168,15 @@ def test_score_threshold_is_a_probability_cut(embedded, t1):
     assert detect_faces(embedded, t1, score_threshold=1.0) == []
 
 
+@pytest.mark.parametrize("threshold", [-5, 0, 1.0001, float("nan")])
+def test_threshold_outside_0_1_is_refused(embedded, threshold):
+    """At -5 every anchor passed: hundreds of 'faces' in a flat grey image."""
+    grey = np.full((256, 256, 3), 128, np.uint8)
+    with pytest.raises(ValueError, match="must be above 0 and at most 1"):
+        detect_faces(embedded, grey, score_threshold=threshold)
+    assert detect_faces(embedded, grey, score_threshold=0.01) == []
+
+
 @pytest.mark.parametrize("image", [np.full((240, 320, 3), 128, np.uint8), skimage.data.coins()],
                          ids=["flat grey", "coins"])
 def test_no_face_gives_an_empty_list(embedded, image):

@@ -99,6 +99,26 @@ def test_upscale_keeps_the_background_a_plain_lanczos_resize(tiny_checkpoint):
     assert np.array_equal(result.image[800:], lanczos[800:])
 
 
+def test_results_over_the_output_limit_are_refused_before_any_work(tiny_checkpoint):
+    restorer = FaceRestorer(tiny_checkpoint, detector="embedded", upscale=4, max_output_pixels=4_000_000)
+    stages = []
+    with pytest.raises(InvalidImageError, match=r"the result would be 2048x2048, 4.19 megapixels, over the output "
+                                                r"limit of 4; use an upscale of at most 3.9"):
+        restorer.restore(data.astronaut(), on_progress=lambda stage, _done: stages.append(stage))
+    assert stages == []  # refused before detection, let alone the background
+    with pytest.raises(InvalidImageError, match="use a smaller image"):
+        restorer.restore(np.zeros((2100, 2000, 3), np.uint8))  # over the limit even at upscale 1
+    assert restorer.restore(data.astronaut()[:400, :400]).image.shape == (1600, 1600, 3)
+
+
+def test_bad_limits_and_thresholds_fail_before_models_load(tmp_path):
+    missing = tmp_path / "missing.pth"  # loading it would raise WeightsNotFoundError
+    with pytest.raises(ValueError, match="detection threshold .* must be above 0 and at most 1.*got -5"):
+        FaceRestorer(missing, score_threshold=-5)
+    with pytest.raises(ValueError, match="max_output_pixels must be a positive number of pixels, got 0"):
+        FaceRestorer(missing, max_output_pixels=0)
+
+
 def test_no_face_is_not_an_error(restorer):
     coins = data.coins()  # greyscale, no face
     result = restorer.restore(coins)
