@@ -60,3 +60,73 @@ def test_a_corrupt_upload_shows_a_message(chromium, web_demo, tmp_path):
     message.first.wait_for(timeout=60_000)
     assert "Traceback" not in page.content()
     page.close()
+
+
+SIZES = {"desktop": (1440, 900), "mobile": (390, 844)}
+
+#: every label the page shows for a component (not the options of a radio)
+LABELS_JS = """() => [...document.querySelectorAll('[data-testid="block-label"], [data-testid="block-info"]')]
+    .filter(e => e.offsetParent !== null).map(e => e.textContent.trim()).filter(t => t)"""
+
+
+def page_y(page, selector: str) -> float:
+    """Where an element starts on the page (not in the viewport): scrolling does not move it."""
+    return page.eval_on_selector(selector, "e => e.getBoundingClientRect().top + window.scrollY")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_page_works_on_a_desktop_and_a_phone(chromium, web_demo, artifacts, size):
+    width, height = SIZES[size]
+    page = chromium.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(web_demo.url, wait_until="networkidle", timeout=60_000)
+
+    # the weights in use are seeded random ones: the page says so as soon as it opens
+    banner = page.locator("#weights-note")
+    banner.wait_for(state="visible", timeout=30_000)
+    assert "GFPGAN v1.4 runs on seeded random weights" in banner.inner_text()
+
+    # one label per component, and no face count before anything was restored
+    labels = page.evaluate(LABELS_JS)
+    assert len(labels) == len(set(labels)), labels
+    assert "Faces found" not in labels
+
+    # the Restore button is on the first screen, and stays where it is when Advanced opens
+    before = page_y(page, "#restore")
+    page.locator("#advanced").get_by_text("Advanced").first.click()
+    page.get_by_text("Blending mask").first.wait_for(state="visible")
+    after = page_y(page, "#restore")
+    assert abs(after - before) < 2, f"Restore moved from {before:.0f} to {after:.0f} px when Advanced opened"
+    assert after + 40 < height, f"Restore at {after:.0f} px is below the first screen ({height} px)"
+
+    if size == "mobile":  # a visitor on a phone starts from an example
+        page.locator("#examples").get_by_role("button").first.click()
+        page.locator("#photo img").first.wait_for(timeout=30_000)
+    else:
+        upload(page, PHOTO)
+    page.locator("#restore").click()
+    page.locator("#faces img").first.wait_for(timeout=180_000)
+    page.wait_for_function("() => document.querySelectorAll('#before-after img').length >= 2", timeout=60_000)
+    page.wait_for_timeout(500)  # let the images finish painting before the screenshot
+    page.screenshot(path=str(artifacts / f"web_{size}.png"), full_page=True)
+
+    assert "1 face found, 1 restored" in page.locator("#summary").inner_text()
+    assert page.locator("#face-count input").input_value() == "1"
+    labels = page.evaluate(LABELS_JS)
+    assert len(labels) == len(set(labels)) and "Faces found" in labels, labels
+    # results before the examples (on a phone, where everything is one column, too)
+    assert page_y(page, "#results") < page_y(page, "#examples")
+    # the face gallery: a bounded height, and several pairs to a row where they fit (not one 750 px tall
+    # pair per row)
+    gallery = page.locator("#faces").bounding_box()
+    pair = page.locator("#faces .thumbnail-item").first.bounding_box()
+    assert gallery["height"] <= 420 and pair["height"] <= 200, (gallery, pair)
+    columns = page.eval_on_selector("#faces .grid-container", "e => getComputedStyle(e).gridTemplateColumns")
+    assert len(columns.split()) >= (3 if size == "desktop" else 1), columns
+    # the result is on screen after the restore, and no message covers it
+    slider = page.locator("#before-after").bounding_box()
+    assert slider["y"] < height and slider["y"] + slider["height"] > 0, slider
+    assert page.locator(".toast-body").count() == 0
+    assert not errors, errors
+    page.close()

@@ -32,13 +32,18 @@ from .settings import WebSettings, file_size_bytes, parse_settings
 log = logging.getLogger("web")
 
 CSS = """
-/* each gallery picture is a face before and after, side by side: twice as wide as high */
+/* each gallery picture is a face before and after, side by side: twice as wide as high; as many to a
+   row as fit at 240 px or more, whatever the number of faces */
 #faces .thumbnail-item { aspect-ratio: 2 / 1 !important; }
+#faces .grid-container { grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)) !important; }
 #weights-note { border-left: 4px solid #d97706; background: #fffbeb; color: #78350f; padding: 4px 12px;
                 border-radius: 6px; }
 #weights-note p { margin: 4px 0; }
-/* messages in the corner, never over the results on a phone */
+/* on a phone: the Restore button right under the photo (the settings follow it; the page scrolls to
+   the result when it comes), a shorter photo box, and messages at the bottom edge, not over the result */
 @media (max-width: 640px) {
+  #photo { order: -2; height: 260px !important; }
+  #restore { order: -1; }
   .toast-wrap { top: auto !important; bottom: 8px !important; right: 8px !important; left: 8px !important;
                 width: auto !important; max-width: none !important; }
 }
@@ -52,8 +57,12 @@ TOAST_SECONDS = 8         # error messages fade instead of staying over the page
 
 INTRO = """# GFPGAN face restoration
 Restore the faces in an old, blurry or low-resolution photo with
-[GFPGAN](https://github.com/TencentARC/GFPGAN) (Wang et al., CVPR 2021).
-Upload, paste or take a photo, then press **Restore**. Drag the slider over the result to compare."""
+[GFPGAN](https://github.com/TencentARC/GFPGAN) (Wang et al., CVPR 2021): upload, paste or take a photo,
+press **Restore**, then drag the slider over the result to compare."""
+
+#: on a phone the result is below the settings: bring it into view when it comes
+SHOW_RESULT_JS = """() => { if (window.innerWidth <= 640) {
+    document.getElementById('before-after')?.scrollIntoView({block: 'start'}); } }"""
 
 #: the one answer for a file reference that is not a file this server received: it must not tell
 #: whether some other path on the server exists
@@ -304,11 +313,13 @@ def build_demo(engine: RestoreEngine, settings: WebSettings | None = None) -> gr
             gr.Examples(examples=[[str(p)] for p in EXAMPLES if p.exists()], inputs=[image],
                         label="Examples (public-domain NASA photo)")
 
-        restore_button.click(
+        done = restore_button.click(
             restore, [image, model, fidelity, visibility, upscale, detector, threshold, faces, indices, mask,
                       background, output_format],
             [slider, gallery, count, summary, download], api_name="restore", preprocess=False,
-            concurrency_id="restore").success(after_restore, None, [count, banner], api_name=False, queue=False)
+            concurrency_id="restore")
+        done.success(after_restore, None, [count, banner], api_name=False, queue=False)
+        done.success(None, None, None, js=SHOW_RESULT_JS)
         number_button.click(number_faces, [image, detector, threshold], [numbered, numbered_text],
                             api_name="number_faces", preprocess=False, concurrency_id="restore").success(
             lambda: gr.update(visible=True), None, numbered, api_name=False, queue=False)

@@ -424,11 +424,11 @@ def weights_note(name: str, model: Any | None) -> str | None:
     """What a visitor should know about model ``name``'s weights: seeded random, or unverified."""
     info = getattr(model, "gfp_info", None) or {}
     if info.get("synthetic"):
-        return (f"GFPGAN {name} runs on seeded random weights on this server (a test setup), not the published "
-                f"model: its faces are not real restorations.")
+        return (f"GFPGAN {name} runs on seeded random weights here (a test setup), not the published model: "
+                f"its faces are not real restorations.")
     if model is not None and not info.get("verified", False):
-        return (f"GFPGAN {name} runs on unverified weights on this server (their SHA-256 is not the published "
-                f"one): results may differ from the published model.")
+        return (f"GFPGAN {name} runs on unverified weights here (their SHA-256 is not the published one): "
+                f"results may differ from the published model.")
     return None
 
 
