@@ -140,8 +140,9 @@ def read_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pict
 
 
 def megapixels(pixels: int) -> str:
-    """``200024449`` → ``'200'``, ``300000`` → ``'0.3'``: for messages."""
-    return f"{pixels / 1e6:.3g}"
+    """``200024449`` → ``'200'``, ``2400000`` → ``'2'``, ``300000`` → ``'0.3'``: for messages (whole
+    megapixels, and small limits not shown as 0)."""
+    return f"{pixels / 1e6:.0f}" if pixels >= 1_000_000 else f"{pixels / 1e6:.2g}"
 
 
 @contextmanager
@@ -271,7 +272,7 @@ def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> Path:
     _make_folder(path.parent)
     arr = _writable_array(image, path.suffix.lower() in (".jpg", ".jpeg"))
     # same folder (so the rename is atomic) and same suffix (the encoders choose the format by it)
-    partial = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{path.suffix}")
+    partial = path.with_name(f".{path.stem[:100]}.{secrets.token_hex(4)}.partial{path.suffix}")
     try:
         _encode(partial, arr, quality)
         os.replace(partial, path)

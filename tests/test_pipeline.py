@@ -100,14 +100,14 @@ def test_upscale_keeps_the_background_a_plain_lanczos_resize(tiny_checkpoint):
 
 
 def test_results_over_the_output_limit_are_refused_before_any_work(tiny_checkpoint):
-    restorer = FaceRestorer(tiny_checkpoint, detector="embedded", upscale=4, max_output_pixels=4_000_000)
+    restorer = FaceRestorer(tiny_checkpoint, detector="embedded", upscale=4, max_output_pixels=3_000_000)
     stages = []
-    with pytest.raises(InvalidImageError, match=r"the result would be 2048x2048, 4.19 megapixels, over the output "
-                                                r"limit of 4; use an upscale of at most 3.9"):
+    with pytest.raises(InvalidImageError, match=r"the result would be 2048x2048, 4 megapixels, over the output "
+                                                r"limit of 3; use an upscale of at most 3.38"):
         restorer.restore(data.astronaut(), on_progress=lambda stage, _done: stages.append(stage))
     assert stages == []  # refused before detection, let alone the background
     with pytest.raises(InvalidImageError, match="use a smaller image"):
-        restorer.restore(np.zeros((2100, 2000, 3), np.uint8))  # over the limit even at upscale 1
+        restorer.restore(np.zeros((2000, 1600, 3), np.uint8))  # over the limit even at upscale 1
     assert restorer.restore(data.astronaut()[:400, :400]).image.shape == (1600, 1600, 3)
 
 
