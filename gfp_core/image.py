@@ -151,7 +151,8 @@ def _open_supported(path: Path, max_pixels: int) -> Iterator[Any]:
     from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():
-        # Pillow warns of images over its limit; ours is checked just below, with a better message
+        # Pillow warns of images over its limit; ours is checked just below, with a better message.
+        # (catch_warnings is process-wide: a filter another thread adds in this instant is undone.)
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             img = Image.open(path, formats=SUPPORTED_FORMATS)
