@@ -27,7 +27,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         local = find_local(spec)
         where = None if local is None else f"{local[0]}" + (" (Hugging Face cache)" if local[1] == "hf-cache" else "")
         rows.append({"name": spec.name, "aliases": list(spec.aliases), "kind": spec.kind, "arch": spec.arch,
-                     "file": spec.filename, "found": where, "sha256": spec.sha256, "url": spec.url,
+                     "file": spec.filename, "found": where, "sha256": spec.sha256, "size": spec.size,
+                     "sha256_source": spec.sha256_source, "url": spec.url,
                      "hub": [str(h) for h in spec.hub_sources()], "license": spec.license,
                      "description": spec.description})
     if args.json:
@@ -37,8 +38,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         aliases = f" ({', '.join(r['aliases'])})" if r["aliases"] else ""
         status = f"found: {r['found']}" if r["found"] else "not downloaded"
-        print(f"{r['name']:<{width}}  {r['kind']:<11} {r['file']}{aliases}\n{'':<{width}}  {status}"
-              f"{'' if r['sha256'] else '  [no published SHA-256]'}")
+        check = f"sha256 {r['sha256'][:16]}… ({r['sha256_source']})" if r["sha256"] else "[no published SHA-256]"
+        print(f"{r['name']:<{width}}  {r['kind']:<11} {r['file']}{aliases}\n{'':<{width}}  {status}\n"
+              f"{'':<{width}}  {check}")
     print("\nmodel folders searched: " + ", ".join(str(d) for d in model_dirs()))
     return 0
 
@@ -52,7 +54,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
         raise GFPError("name at least one model (python -m gfp_core models lists them) or pass --all")
     for name in names:
         resolved = resolve_weights(name, allow_unverified=args.allow_unverified, progress=not args.quiet)
-        check = "verified" if resolved.verified else "not verified (no published SHA-256)"
+        if resolved.verified:
+            check = "verified"
+        elif resolved.spec is not None and resolved.spec.sha256:
+            check = "NOT verified: its size or SHA-256 differs, accepted because unverified files are allowed"
+        else:
+            check = "not verified (no published SHA-256)"
         print(f"{resolved.spec.name if resolved.spec else name}: {resolved.path} [{resolved.source}, {check}]")
     return 0
 

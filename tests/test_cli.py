@@ -41,6 +41,11 @@ def test_models_lists_every_model_and_where_it_is(tmp_path, home, tiny_checkpoin
     assert f"found: {folder / 'GFPGANv1.pth'}" in result.stdout
     rows = {r["name"]: r for r in json.loads(run_cli("models", "--json", env=home).stdout)}
     assert rows["GFPGANv1.4"]["sha256"] and rows["GFPGANv1.4"]["found"] is None
+    # where each published value comes from, and the size a download must have
+    assert rows["GFPGANv1.4"]["size"] == 348_632_874
+    assert "many independent public sources" in rows["GFPGANv1.4"]["sha256_source"]
+    assert "one source only" in rows["bisenet"]["sha256_source"]
+    assert "sha256 e2cd4703ab14f4d0… (many independent public sources" in result.stdout
 
 
 def test_unknown_model_is_a_clear_error(home, tmp_path):
