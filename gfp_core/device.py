@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import InvalidOptionError
+
 _DTYPES = {
     "fp32": torch.float32, "float32": torch.float32,
     "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
@@ -24,9 +26,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+        raise InvalidOptionError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but CUDA is not available; use --device cpu or auto")
+        raise InvalidOptionError(f"device {device!r} was requested but CUDA is not available; use --device cpu or auto")
     return resolved
 
 
@@ -38,7 +40,7 @@ def resolve_dtype(dtype: str | torch.dtype | None = None, device: torch.device |
     """
     if isinstance(dtype, torch.dtype):
         if dtype not in _DTYPES.values():
-            raise ValueError(f"unsupported dtype {dtype}; use one of {', '.join(DTYPE_NAMES)}")
+            raise InvalidOptionError(f"unsupported dtype {dtype}; use one of {', '.join(DTYPE_NAMES)}")
         resolved = dtype
     elif dtype is None:
         resolved = torch.float32
@@ -46,7 +48,7 @@ def resolve_dtype(dtype: str | torch.dtype | None = None, device: torch.device |
         try:
             resolved = _DTYPES[str(dtype).lower()]
         except KeyError:
-            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}") from None
+            raise InvalidOptionError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}") from None
     if resolved is torch.float16 and device is not None and device.type == "cpu":
-        raise ValueError("fp16 is not supported on the CPU (no fast fp16 kernels there); use bf16 or fp32")
+        raise InvalidOptionError("fp16 is not supported on the CPU (no fast fp16 kernels there); use bf16 or fp32")
     return resolved

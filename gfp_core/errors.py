@@ -32,3 +32,7 @@ class InvalidImageError(GFPError, ValueError):
 
 class FaceSelectionError(GFPError, ValueError):
     """A face choice that does not fit the faces found (e.g. an index out of range)."""
+
+
+class InvalidOptionError(GFPError, ValueError):
+    """An option outside its range or choices (threshold, fidelity, upscale, device, limits)."""

@@ -19,7 +19,7 @@ from .archs.sft import check_fidelity
 from .background import BackgroundUpsampler
 from .face.detection import MIN_EYE_DISTANCE, FaceDetector, check_score_threshold
 from .face.types import Face
-from .errors import InvalidImageError
+from .errors import InvalidImageError, InvalidOptionError
 from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, Picture, megapixels, read_picture, to_picture
 from .restore import restore_aligned
 
@@ -89,16 +89,16 @@ class FaceRestorer:
         from .face.masks import MASK_MODES
 
         if mask not in MASK_MODES:
-            raise ValueError(f"unknown mask mode {mask!r}; use one of {', '.join(MASK_MODES)}")
+            raise InvalidOptionError(f"unknown mask mode {mask!r}; use one of {', '.join(MASK_MODES)}")
         if not 0 <= visibility <= 1:
-            raise ValueError(f"visibility must be between 0 and 1, got {visibility}")
+            raise InvalidOptionError(f"visibility must be between 0 and 1, got {visibility}")
         if not 1 <= upscale <= 8:
-            raise ValueError(f"upscale must be between 1 and 8, got {upscale}")
+            raise InvalidOptionError(f"upscale must be between 1 and 8, got {upscale}")
         if score_threshold is not None:
             score_threshold = check_score_threshold(score_threshold)  # before any model is loaded
         for name, limit in (("max_pixels", max_pixels), ("max_output_pixels", max_output_pixels)):
             if not limit >= 1:
-                raise ValueError(f"{name} must be a positive number of pixels, got {limit}")
+                raise InvalidOptionError(f"{name} must be a positive number of pixels, got {limit}")
         self.fidelity = check_fidelity(fidelity)
         self.visibility = float(visibility)
         self.upscale = float(upscale)

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from gfp_core.errors import GFPError, InvalidImageError, WeightsNotFoundError
+from gfp_core.errors import GFPError, InvalidImageError, InvalidOptionError, WeightsNotFoundError
 from gfp_core.face.detection import (DETECTOR_NAMES, MIN_EYE_DISTANCE, EmbeddedRetinaFace, FaceDetector,
                                      detect_faces, load_detector)
 from gfp_core.face.masks import MASK_MODES
@@ -44,10 +44,6 @@ PREVIEW_MAX_SIDE = 2048  # the page shows at most this; the download has every p
 MAX_INDICES_CHARS = 200  # 'Face numbers' longer than this cannot be a real list of faces
 #: the models the page's defaults use, loaded when the server starts rather than on the first visit
 DEFAULT_MODELS = ("v1.4",)
-
-
-class InvalidOptionError(GFPError, ValueError):
-    """A setting that the page cannot take (API callers can send anything)."""
 
 
 class TimeLimitError(GFPError, TimeoutError):

@@ -17,11 +17,13 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..errors import InvalidOptionError
+
 
 def check_fidelity(fidelity: float) -> float:
     fidelity = float(fidelity)
     if not 0.0 <= fidelity <= 1.0:
-        raise ValueError(f"fidelity must be between 0 and 1, got {fidelity}")
+        raise InvalidOptionError(f"fidelity must be between 0 and 1, got {fidelity}")
     return fidelity
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ..errors import InvalidImageError, WeightsNotFoundError
+from ..errors import InvalidImageError, InvalidOptionError, WeightsNotFoundError
 from .types import Face
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def load_detector(name: str = "retinaface_resnet50", device: str | torch.device 
     """
     key = name.strip().lower()
     if key not in DETECTOR_NAMES:
-        raise ValueError(f"unknown face detector {name!r}; use one of {', '.join(DETECTOR_NAMES)}")
+        raise InvalidOptionError(f"unknown face detector {name!r}; use one of {', '.join(DETECTOR_NAMES)}")
     if key == "embedded":
         return EmbeddedRetinaFace()
     from ..weights import load_model
@@ -238,7 +238,7 @@ def check_score_threshold(value: float) -> float:
     none can."""
     threshold = float(value)
     if not 0.0 < threshold <= 1.0:  # also refuses NaN
-        raise ValueError(f"the detection threshold is a face probability and must be above 0 and at most 1 "
+        raise InvalidOptionError(f"the detection threshold is a face probability and must be above 0 and at most 1 "
                          f"(e.g. 0.5 finds more faces, 0.97 fewer); got {value}")
     return threshold
 
@@ -267,7 +267,7 @@ def detect_faces(detector: FaceDetector, image: np.ndarray, *, score_threshold: 
     if height == 0 or width == 0:
         raise InvalidImageError(f"cannot detect faces in an empty image of shape {list(np.shape(image))}")
     if max_side is not None and max_side < 0:
-        raise ValueError(f"max_side must be a positive number of pixels, or 0/None for full size; got {max_side}")
+        raise InvalidOptionError(f"max_side must be a positive number of pixels, or 0/None for full size; got {max_side}")
 
     small = rgb
     if max_side and max(height, width) > max_side:
