@@ -22,7 +22,7 @@ if [[ ! -x "$venv/bin/python" ]] || [[ "$(cat "$venv/.gfp-stamp" 2>/dev/null)" !
   echo "setting up $venv ($profile dependencies; the first time downloads PyTorch, a few GB)" >&2
   "$python" -m venv "$venv"
   pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
-  "${pip[@]}" install --upgrade pip "setuptools>=64" wheel
+  "${pip[@]}" install --upgrade pip "setuptools>=77" wheel
   "${pip[@]}" install -r "$root/requirements.txt"
   if [[ "$profile" == web || "$profile" == test ]]; then
     "${pip[@]}" install -r "$root/requirements-web.txt"
