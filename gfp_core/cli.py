@@ -228,6 +228,12 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     info = restorer.model.gfp_info
     detector = "none (aligned faces)" if args.aligned else restorer.detector.name
     print(f"model: {info['name'] or info['arch']} from {info['path']}; detector: {detector}", file=sys.stderr)
+    if info.get("synthetic"):
+        print("!! these are seeded random weights: the results show the pipeline at work, not restored faces",
+              file=sys.stderr)
+    elif not info.get("verified") and info.get("name"):
+        print(f"!! the {info['name']} weights are not verified (their size or SHA-256 differs from the published "
+              f"one, or none is published)", file=sys.stderr)
 
     counts = {"restored": 0, "skipped": 0, "failed": 0, "no face": 0, "faces": 0}
     failures: list[str] = []

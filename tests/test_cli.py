@@ -198,6 +198,11 @@ def test_random_weights_load_as_the_named_model(tmp_path, home):
     assert result.returncode == 0, result.stderr
     state = read_state_dict(path)
     assert len(state) == 285 and "conv_body_first.0.weight" in state
+    # a run on them says loudly that its output is no restoration
+    face = Path(__file__).resolve().parents[1] / "assets" / "sample_face_aligned.jpg"
+    result = run_cli("restore", str(face), "--aligned", "-m", str(path), "-o", str(tmp_path / "out"), env=home)
+    assert result.returncode == 0, result.stderr
+    assert "seeded random weights" in result.stderr and "not restored faces" in result.stderr
 
 
 def test_importing_the_library_pulls_in_no_adapter(tmp_path):
