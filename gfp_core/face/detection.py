@@ -131,7 +131,9 @@ def load_detector(name: str = "retinaface_resnet50", device: str | torch.device 
     package, runs with OpenCV, needs nothing else).
 
     When the weights of a facexlib detector cannot be had (not in a model folder or the Hugging Face
-    cache, and offline or ``download=False``), a warning says so and the embedded detector is returned.
+    cache, and offline, ``download=False``, no network or a failed download), a warning that says why
+    is given and the embedded detector is returned. Without a network this is quick: each host is
+    probed once per process, and later loads skip it at once.
     ``device`` is for the torch detectors (auto: CUDA > MPS > CPU); the embedded one runs on the CPU.
     """
     key = name.strip().lower()
@@ -145,7 +147,9 @@ def load_detector(name: str = "retinaface_resnet50", device: str | torch.device 
         model = load_model(key, device=device, download=download, allow_unverified=allow_unverified,
                            progress=False)
     except WeightsNotFoundError as exc:
-        reason = str(exc).splitlines()[0].split(". Put ")[0]
+        # the first line says what is missing and why (offline, no network and its cause, a failed download)
+        lines = str(exc).splitlines() or [f"{key} weights are not available"]
+        reason = lines[0].split(". Put ")[0].rstrip(". :")
         message = f"{reason}; using the embedded RetinaFace MobileNet-0.25 face detector instead"
         warnings.warn(message, RuntimeWarning, stacklevel=2)
         return EmbeddedRetinaFace()

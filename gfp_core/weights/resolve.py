@@ -2,7 +2,10 @@
 
 Order: an explicit path > the configured model folders > the Hugging Face cache > a download
 (``huggingface_hub`` for Hub files, a verified HTTPS download of the official release file).
-``HF_HUB_OFFLINE=1`` (or ``download=False``) stops before any network access.
+``HF_HUB_OFFLINE=1`` or ``GFP_OFFLINE=1`` (read at each call), or ``download=False``, stops before any
+network access. Without a network, each host (the Hub endpoint, the release host) is probed once per
+process (see ``network``); an unreachable one is skipped at once from then on, and the error says why.
+``GFP_RELEASE_MIRROR`` (a base URL) fetches the official release files from a mirror of github.com.
 
 Model folders: ``add_model_dir()`` (the ComfyUI nodes register ComfyUI's folders), then the
 ``GFP_MODEL_DIRS`` environment variable (``os.pathsep``-separated), then ``$GFP_HOME/models``
@@ -17,8 +20,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import urlsplit
 
 from ..errors import ChecksumMismatchError, WeightsNotFoundError
+from . import network
 from .registry import ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,16 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def offline_variable() -> str | None:
+    """``HF_HUB_OFFLINE`` or ``GFP_OFFLINE`` if one is set (read at each call, not at import)."""
+    for name in ("HF_HUB_OFFLINE", "GFP_OFFLINE"):
+        if _truthy(os.environ.get(name)):
+            return name
+    return None
+
+
 def is_offline() -> bool:
-    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("GFP_OFFLINE"))
+    return offline_variable() is not None
 
 
 def allow_unverified_default() -> bool:
@@ -161,43 +174,105 @@ def find_local(spec: ModelSpec) -> tuple[Path, str] | None:
     return (found, "hf-cache") if found is not None else None
 
 
+def release_url(spec: ModelSpec) -> str:
+    """Where the official release file is downloaded from: ``spec.url``, or with ``GFP_RELEASE_MIRROR``
+    (a base URL) set, the same path on that mirror instead of https://github.com."""
+    mirror = os.environ.get("GFP_RELEASE_MIRROR", "").strip().rstrip("/")
+    parts = urlsplit(spec.url)
+    if not mirror or parts.hostname != "github.com":
+        return spec.url
+    return mirror + parts.path
+
+
+def _unreachable_phrase(unreachable: dict[str, str]) -> str:
+    """'huggingface.co and github.com could not be reached (reason)', hosts with the same reason together."""
+    by_reason: dict[str, list[str]] = {}
+    for label, reason in unreachable.items():
+        by_reason.setdefault(reason, []).append(label)
+    return " and ".join(f"{' and '.join(labels)} could not be reached ({reason})" for reason, labels in by_reason.items())
+
+
 def _download(spec: ModelSpec, progress: bool) -> tuple[Path, str]:
-    """Fetch from the Hub sources in order, then from the official URL. Raises with every reason."""
-    from huggingface_hub import hf_hub_download
+    """Fetch from the Hub sources in order, then from the official URL. Raises with every reason.
 
-    errors: list[str] = []
-    for hub in spec.hub_sources():
+    A host that cannot be reached is probed once per process (``network``) and then skipped at once."""
+    unreachable: dict[str, str] = {}  # host label -> why it cannot be reached
+    errors: list[str] = []  # sources that answered but did not give the file
+    hubs = spec.hub_sources()
+    url = release_url(spec)
+    network.start(url)  # probed while the Hub is tried: a dead network costs one probe timeout, not two
+    if hubs:
+        from huggingface_hub import constants, hf_hub_download
+
+        endpoint = constants.ENDPOINT
+        hub_host = network.host_of(endpoint).label
+        if constants.HF_HUB_OFFLINE:  # HF_HUB_OFFLINE was set when huggingface_hub was imported
+            errors.append("Hugging Face Hub: huggingface_hub is in offline mode (HF_HUB_OFFLINE was set when it "
+                          "was imported)")
+        elif (reason := network.unreachable(endpoint)) is not None:
+            unreachable[hub_host] = reason
+        else:
+            for hub in hubs:
+                try:
+                    path = hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, repo_type=hub.repo_type,
+                                           cache_dir=hf_cache_dir())
+                    network.note_success(endpoint)
+                    return Path(path), "hub"
+                except Exception as exc:  # network, auth, missing file: try the next source
+                    reason = network.note_failure(endpoint, exc)
+                    if reason is not None:  # the Hub stopped answering: its other sources would not either
+                        unreachable[hub_host] = reason
+                        break
+                    errors.append(f"{hub}: {type(exc).__name__}: {exc}")
+    url_host = network.host_of(url).label
+    if (reason := network.unreachable(url)) is not None:
+        unreachable[url_host] = reason
+    else:
         try:
-            path = hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, repo_type=hub.repo_type,
-                                   cache_dir=hf_cache_dir())
-            return Path(path), "hub"
-        except Exception as exc:  # network, auth, missing file: try the next source
-            errors.append(f"{hub}: {type(exc).__name__}: {exc}")
-    try:
-        return _download_url(spec, progress), "url"
-    except ChecksumMismatchError:
-        raise
-    except Exception as exc:
-        errors.append(f"{spec.url}: {type(exc).__name__}: {exc}")
-    raise WeightsNotFoundError(f"could not download {spec.filename}:\n  " + "\n  ".join(errors)
-                               + "\n" + _where_to_put(spec))
+            found = _download_url(spec, progress, url)
+            network.note_success(url)
+            return found, "url"
+        except ChecksumMismatchError:
+            raise
+        except Exception as exc:
+            reason = network.note_failure(url, exc)
+            if reason is not None:
+                unreachable[url_host] = reason
+            else:
+                errors.append(f"{url}: {type(exc).__name__}: {exc}")
+    raise WeightsNotFoundError(_not_downloaded(spec, unreachable, errors))
 
 
-def _download_url(spec: ModelSpec, progress: bool) -> Path:
+def _not_downloaded(spec: ModelSpec, unreachable: dict[str, str], errors: list[str]) -> str:
+    """First line: what is missing and why, in one sentence; then each source's error; then where to put it."""
+    head = f"{spec.name} weights ({spec.filename}) are not on this machine and "
+    if unreachable and not errors:
+        head += f"{_unreachable_phrase(unreachable)}; working offline for this process."
+    else:
+        short = [e.splitlines()[0][:200] for e in errors]
+        if unreachable:
+            short.append(_unreachable_phrase(unreachable))
+        head += f"could not be downloaded ({'; '.join(short)})."
+    details = "".join(f"\n  {e}" for e in errors)
+    return f"{head}{details}\n{_where_to_put(spec)}"
+
+
+def _download_url(spec: ModelSpec, progress: bool, url: str | None = None) -> Path:
     """HTTPS download into the default model folder: to a temporary file, verified, then renamed."""
     from torch.hub import download_url_to_file
 
+    url = url or release_url(spec)
     target_dir = default_model_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=f".{spec.filename}.", suffix=".part")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        download_url_to_file(spec.url, str(tmp), progress=progress)
+        download_url_to_file(url, str(tmp), progress=progress)
         problem = (_size_problem(tmp, spec) or _hash_problem(tmp, spec)) if spec.sha256 else None
         if problem is not None:
             raise ChecksumMismatchError(
-                f"the download of {spec.url} does not match {spec.name}: {problem}; it was discarded. Try again "
+                f"the download of {url} does not match {spec.name}: {problem}; it was discarded. Try again "
                 f"later, or fetch the file yourself and put it in {target_dir}.")
         final = target_dir / spec.filename
         os.replace(tmp, final)
@@ -231,8 +306,9 @@ def resolve_weights(ref: str | os.PathLike[str], *, download: bool = True, allow
     if local is not None:
         found, source = local
     else:
-        if not download or is_offline():
-            why = "HF_HUB_OFFLINE is set" if is_offline() else "downloading is disabled"
+        offline = offline_variable()
+        if not download or offline:
+            why = f"{offline} is set" if offline else "downloading is disabled"
             raise WeightsNotFoundError(f"{spec.name} weights ({spec.filename}) are not on this machine and {why}. "
                                        + _where_to_put(spec))
         found, source = _download(spec, progress)
