@@ -122,6 +122,9 @@ class _Probe:
             self.reason = "closed the connection without answering"
         except ssl.SSLError:
             pass  # something answered in TLS; the download will say more if it cannot use it
+        except (socket.timeout, TimeoutError):
+            self.reason = (f"connected, but no answer within {self.timeout:g} s" if self.connected.is_set()
+                           else f"no connection within {self.timeout:g} s")
         except BaseException as exc:  # noqa: BLE001 - every failure is a verdict
             self.reason = describe(exc, self.timeout)
             if isinstance(exc, ConnectionResetError) and "without answering" in str(exc):

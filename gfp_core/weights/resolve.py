@@ -206,9 +206,9 @@ def _download(spec: ModelSpec, progress: bool) -> tuple[Path, str]:
 
         endpoint = constants.ENDPOINT
         hub_host = network.host_of(endpoint).label
-        if constants.HF_HUB_OFFLINE:  # HF_HUB_OFFLINE was set when huggingface_hub was imported
+        if constants.HF_HUB_OFFLINE:  # HF_HUB_OFFLINE was set when huggingface_hub read its settings
             errors.append("Hugging Face Hub: huggingface_hub is in offline mode (HF_HUB_OFFLINE was set when it "
-                          "was imported)")
+                          "was first used in this process)")
         elif (reason := network.unreachable(endpoint)) is not None:
             unreachable[hub_host] = reason
         else:
