@@ -26,6 +26,12 @@ def _ensure_gfp_core() -> None:
 
 _ensure_gfp_core()
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+if __package__:  # imported as ComfyUI imports a pack: a package named after this folder
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+else:
+    # loaded as a lone file, e.g. by pytest collecting a checkout whose folder name is no Python
+    # identifier (gfp-toolkit): there is no pack to offer then
+    NODE_CLASS_MAPPINGS: dict = {}
+    NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

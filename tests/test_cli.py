@@ -223,6 +223,20 @@ def test_repository_imports_as_a_comfyui_pack():
         forget_modules("gfp_pack_under_test")
 
 
+def test_the_suite_runs_in_a_checkout_whose_folder_name_is_no_identifier(tmp_path):
+    """A clone named gfp-toolkit: pytest imports the root __init__.py as a lone file, which must not fail."""
+    root = Path(__file__).resolve().parents[1]
+    clone = tmp_path / "gfp-toolkit"
+    (clone / "tests").mkdir(parents=True)
+    for name in ("__init__.py", "pyproject.toml"):
+        (clone / name).write_bytes((root / name).read_bytes())
+    (clone / "tests" / "test_smoke.py").write_text("def test_smoke():\n    import gfp_core  # noqa: F401\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=clone,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
 def test_pack_works_from_a_plain_clone_without_gfp_core_installed(tmp_path):
     """ComfyUI-Manager clones the repository and installs requirements.txt only: the pack must find
     gfp_core next to itself, and must not put its own nodes/ where ComfyUI's `nodes` module lives."""
