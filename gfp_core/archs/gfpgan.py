@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .conv import Conv2d, fast_kernels
-from .sft import broadcast_latent, check_fidelity, stored_noise, synthesize
+from .sft import check_fidelity
 from .stylegan2_clean import StyleGAN2GeneratorClean, stylegan2_channels
 from .stylegan2_original import StyleGAN2Generator
 from .stylegan2_ops import ConvLayer, EqualConv2d, EqualLinear, FusedLeakyReLU, ResBlockDown, ScaledLeakyReLU
@@ -124,17 +124,21 @@ class GFPGANBase(nn.Module):
         return feat
 
     def forward(self, x: torch.Tensor, return_rgb: bool = True, randomize_noise: bool = False,
-                fidelity: float | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                fidelity: float | None = None, check: Callable[[], None] | None = None
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Restore aligned faces ``x`` (``[B, 3, S, S]`` in [-1, 1], S = ``out_size``).
 
         ``randomize_noise``: draw fresh StyleGAN2 noise instead of the stored maps (the default is
         deterministic). ``fidelity``: strength of the CS-SFT modulation, ``self.fidelity`` if None.
+        ``check``: called before every stage (each U-Net encoder and decoder block, each StyleGAN2
+        resolution: ``3·log2(S) − 5`` calls, 22 at 512 px); it stops the forward pass by raising,
+        which is how a host application interrupts one (see :func:`gfp_core.restore.restore_aligned`).
         """
         with fast_kernels(self.fast_kernels):
-            return self._forward(x, return_rgb, randomize_noise, fidelity)
+            return self._forward(x, return_rgb, randomize_noise, fidelity, check or _keep_going)
 
-    def _forward(self, x: torch.Tensor, return_rgb: bool, randomize_noise: bool, fidelity: float | None
-                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _forward(self, x: torch.Tensor, return_rgb: bool, randomize_noise: bool, fidelity: float | None,
+                 check: Callable[[], None]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         fidelity = check_fidelity(self.fidelity if fidelity is None else fidelity)
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.out_size or x.shape[3] != self.out_size:
             raise ValueError(f"expected faces of shape [B, 3, {self.out_size}, {self.out_size}], got {list(x.shape)}")
@@ -144,6 +148,7 @@ class GFPGANBase(nn.Module):
         feat = self.encode_activation(self.conv_body_first(x))
         skips = []
         for down in self.conv_body_down:
+            check()
             feat = down(feat)
             skips.insert(0, feat)
         feat = self.encode_activation(self.final_conv(feat))
@@ -157,19 +162,22 @@ class GFPGANBase(nn.Module):
         conditions: list[torch.Tensor] = []
         rgbs: list[torch.Tensor] = []
         for i, up in enumerate(self.conv_body_up):
+            check()
             feat = up(feat + skips[i])
             conditions.append(self.condition_scale[i](feat))
             conditions.append(self.condition_shift[i](feat))
             if return_rgb:
                 rgbs.append(self.toRGB[i](feat))
 
-        decoder = self.stylegan_decoder
-        if not self.input_is_latent:
-            style = decoder.style_mlp(style)
-        latent = broadcast_latent(style, decoder.num_latent)
-        noise = [None] * decoder.num_layers if randomize_noise else stored_noise(decoder)
-        image = synthesize(decoder, latent, conditions, noise, self.sft_half, fidelity)
+        # the StyleGAN2 prior, steered by the latent code(s) and the CS-SFT maps
+        image, _ = self.stylegan_decoder([style], input_is_latent=self.input_is_latent,
+                                         randomize_noise=randomize_noise, conditions=conditions,
+                                         sft_half=self.sft_half, fidelity=fidelity, check=check)
         return image, rgbs
+
+
+def _keep_going() -> None:
+    pass
 
 
 def _unet_channels(channel_multiplier: float, narrow: float) -> dict[str, int]:

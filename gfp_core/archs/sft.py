@@ -12,7 +12,7 @@ prior driven only by the latent code the encoder predicted — a cleaner but les
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -52,20 +52,29 @@ def stored_noise(generator: nn.Module) -> list[torch.Tensor]:
     return [getattr(generator.noises, f"noise{i}") for i in range(generator.num_layers)]
 
 
+def _keep_going() -> None:
+    pass
+
+
 def synthesize(generator: nn.Module, latent: torch.Tensor, conditions: Sequence[torch.Tensor],
-               noise: Sequence[torch.Tensor | None], sft_half: bool, fidelity: float = 1.0) -> torch.Tensor:
+               noise: Sequence[torch.Tensor | None], sft_half: bool, fidelity: float = 1.0,
+               check: Callable[[], None] | None = None) -> torch.Tensor:
     """StyleGAN2 synthesis from per-layer latents ``[B, num_latent, C]`` with SFT conditions.
 
     ``conditions`` alternates scale and shift maps, coarse to fine; ``noise`` holds one map per
     style convolution (``None`` draws fresh Gaussian noise). Works for both the clean and the
     original generator: they share the layer layout and differ only in their blocks.
+    ``check()`` runs before each resolution (it stops the synthesis by raising).
     """
+    check = check or _keep_going
+    check()
     out = generator.constant_input(latent.shape[0])
     out = generator.style_conv1(out, latent[:, 0], noise=noise[0])
     skip = generator.to_rgb1(out, latent[:, 1])
     i = 1
     for conv1, conv2, noise1, noise2, to_rgb in zip(generator.style_convs[::2], generator.style_convs[1::2],
                                                     noise[1::2], noise[2::2], generator.to_rgbs):
+        check()
         out = conv1(out, latent[:, i], noise=noise1)
         if i < len(conditions):  # the U-Net may provide fewer levels than the generator has
             out = spatial_feature_transform(out, conditions[i - 1], conditions[i], sft_half, fidelity)
@@ -73,18 +82,3 @@ def synthesize(generator: nn.Module, latent: torch.Tensor, conditions: Sequence[
         skip = to_rgb(out, latent[:, i + 2], skip)
         i += 2
     return skip
-
-
-def broadcast_latent(style: torch.Tensor, num_latent: int) -> torch.Tensor:
-    """One w per layer: repeat a single code, or pass through a ``[B, num_latent, C]`` code."""
-    return style if style.ndim == 3 else style.unsqueeze(1).repeat(1, num_latent, 1)
-
-
-def generate(generator: nn.Module, style: torch.Tensor, input_is_latent: bool = False,
-             randomize_noise: bool = False) -> torch.Tensor:
-    """Plain StyleGAN2 sampling (no SFT): z (or w with ``input_is_latent``) ``[B, C]`` → image."""
-    if not input_is_latent:
-        style = generator.style_mlp(style)
-    latent = broadcast_latent(style, generator.num_latent)
-    noise = [None] * generator.num_layers if randomize_noise else stored_noise(generator)
-    return synthesize(generator, latent, (), noise, sft_half=False)

@@ -6,14 +6,15 @@ checkpoints.
 from __future__ import annotations
 
 import math
-from typing import Callable
+import random
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .conv import conv2d, fast_kernels_enabled, is_channels_last
-from .sft import generate
+from .sft import stored_noise, synthesize
 
 
 class NormStyleCode(nn.Module):
@@ -195,10 +196,80 @@ class StyleGAN2Base(nn.Module):
             self.to_rgbs.append(to_rgb(out_channels, True))
             in_channels = out_channels
 
-    def forward(self, style: torch.Tensor, input_is_latent: bool = False, randomize_noise: bool = False
-                ) -> torch.Tensor:
-        """Sample faces from z (or w) codes ``[B, num_style_feat]``; stored noise unless randomized."""
-        return generate(self, style, input_is_latent, randomize_noise)
+    # --- sampling, with the official generators' API (rosinality's stylegan2-pytorch) ---
+
+    def make_noise(self) -> list[torch.Tensor]:
+        """Fresh Gaussian noise maps, one per style conv: 4×4, then two per resolution."""
+        device = self.constant_input.weight.device
+        return [torch.randn(1, 1, 2 ** ((i + 5) // 2), 2 ** ((i + 5) // 2), device=device)
+                for i in range(self.num_layers)]
+
+    def get_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """The mapping network: z → w."""
+        return self.style_mlp(z)
+
+    def mean_latent(self, num_latent: int) -> torch.Tensor:
+        """The average w of ``num_latent`` random z (the truncation latent), ``[1, num_style_feat]``."""
+        z = torch.randn(num_latent, self.num_style_feat, device=self.constant_input.weight.device)
+        return self.style_mlp(z).mean(0, keepdim=True)
+
+    def styles_to_latent(self, styles: Sequence[torch.Tensor], input_is_latent: bool = False,
+                         truncation: float = 1, truncation_latent: torch.Tensor | None = None,
+                         inject_index: int | None = None) -> torch.Tensor:
+        """One w per layer, ``[B, num_latent, C]``, from one or two codes.
+
+        Codes are z unless ``input_is_latent`` (then w). Truncation pulls each w towards
+        ``truncation_latent``: ``w' = w̄ + ψ (w − w̄)``. One code drives every layer (a ``[B, C]`` code
+        is repeated; a ``[B, num_latent, C]`` code gives each layer its own). Two codes are style
+        mixing: layers below ``inject_index`` (random in [1, num_latent) when None) take the first,
+        the others the second.
+        """
+        if not 1 <= len(styles) <= 2:
+            raise ValueError(f"expected one style code or two to mix, got {len(styles)}")
+        if not input_is_latent:
+            styles = [self.style_mlp(s) for s in styles]
+        if truncation < 1:
+            if truncation_latent is None:
+                raise ValueError("truncation < 1 needs a truncation_latent (e.g. mean_latent(4096))")
+            styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
+        if len(styles) == 1:
+            return styles[0] if styles[0].ndim == 3 else styles[0].unsqueeze(1).repeat(1, self.num_latent, 1)
+        if inject_index is None:
+            inject_index = random.randint(1, self.num_latent - 1)
+        first, second = (s if s.ndim == 3 else s.unsqueeze(1).repeat(1, self.num_latent, 1) for s in styles)
+        return torch.cat([first[:, :inject_index], second[:, inject_index:]], 1)
+
+    def noise_maps(self, noise: Sequence[torch.Tensor | None] | None = None, randomize_noise: bool = False
+                   ) -> Sequence[torch.Tensor | None]:
+        """The given maps, else the stored ones, else (``randomize_noise``) fresh draws at each layer."""
+        if noise is not None:
+            return noise
+        return [None] * self.num_layers if randomize_noise else stored_noise(self)
+
+    def forward(self, styles: torch.Tensor | Sequence[torch.Tensor], input_is_latent: bool = False,
+                noise: Sequence[torch.Tensor | None] | None = None, randomize_noise: bool = False,
+                truncation: float = 1, truncation_latent: torch.Tensor | None = None,
+                inject_index: int | None = None, return_latents: bool = False, *,
+                conditions: Sequence[torch.Tensor] = (), sft_half: bool = False, fidelity: float = 1.0,
+                check: Callable[[], None] | None = None):
+        """Sample faces, as the official generators do.
+
+        ``styles``: a list of one code, or of two to mix (see :meth:`styles_to_latent`), which returns
+        ``(image, latent)`` like the official code (``latent`` is None unless ``return_latents``);
+        a bare tensor is a shorthand for ``[styles]`` that returns only the image.
+        ``noise``: one map per style conv; when None, the stored maps unless ``randomize_noise``
+        (the official default is True; here the output is deterministic unless asked).
+        ``conditions`` / ``sft_half`` / ``fidelity``: the CS-SFT maps of GFPGAN (:func:`synthesize`);
+        ``check()`` runs before each resolution and stops the synthesis by raising.
+        """
+        single = isinstance(styles, torch.Tensor)
+        latent = self.styles_to_latent([styles] if single else styles, input_is_latent, truncation,
+                                       truncation_latent, inject_index)
+        image = synthesize(self, latent, conditions, self.noise_maps(noise, randomize_noise), sft_half, fidelity,
+                           check)
+        if single:
+            return image
+        return image, (latent if return_latents else None)
 
 
 class StyleGAN2GeneratorClean(StyleGAN2Base):

@@ -20,11 +20,30 @@ LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2)  # keeps the activation's second moment at 1 (StyleGAN2's "gain")
 
 
+def bias_along_dim1(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The bias of the official ``fused_bias_act`` kernel, shaped to broadcast over ``x``.
+
+    The kernel treats dim 1 as the channel axis: element ``i`` of ``x`` gets
+    ``bias[(i // step) % len(bias)]``, ``step`` being the size of one channel (the product of dims 2…).
+    When dim 1 has ``len(bias)`` entries (``[B, C]`` activations, ``[B, C, H, W]`` feature maps) that
+    is one bias per channel. A ``[B, L, C]`` stack of style codes (GFPGAN's ``different_w`` without
+    ``input_is_latent``) has ``L`` rows on dim 1 instead; the kernel then adds to all ``C`` features of
+    row ``(b, l)`` the single value ``bias[(b·L + l) % C]``, and so does this function.
+    """
+    channels = bias.shape[0]
+    if x.ndim >= 2 and x.shape[1] == channels:
+        return bias.view(1, channels, *([1] * (x.ndim - 2)))
+    lead = x.shape[:2]
+    rows = torch.arange(math.prod(lead), device=bias.device) % channels
+    return bias[rows].view(*lead, *([1] * (x.ndim - len(lead))))
+
+
 def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None, slope: float = LRELU_SLOPE,
                      gain: float = LRELU_GAIN) -> torch.Tensor:
-    """Bias + leaky ReLU + gain, the op the official code fuses into one kernel."""
+    """Bias + leaky ReLU + gain, the op the official code fuses into one kernel (bias as it indexes
+    it, see :func:`bias_along_dim1`)."""
     if bias is not None:
-        x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
+        x = x + bias_along_dim1(x, bias)
     return F.leaky_relu(x, slope) * gain
 
 
