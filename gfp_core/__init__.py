@@ -18,6 +18,11 @@ _LAZY = {
     "resolve_weights": "gfp_core.weights",
     "convert_checkpoint": "gfp_core.weights",
     "restore_aligned": "gfp_core.restore",
+    "Engine": "gfp_core.engine",
+    "EngineOptions": "gfp_core.engine",
+    "EngineResult": "gfp_core.engine",
+    "FaceRestorer": "gfp_core.pipeline",
+    "RestoreResult": "gfp_core.pipeline",
     "GFPGANv1Clean": "gfp_core.archs",
     "GFPGANv1": "gfp_core.archs",
 }

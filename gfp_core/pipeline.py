@@ -1,7 +1,8 @@
-"""FaceRestorer: detect → choose → align → restore (batched) → paste back, on whole photos.
+"""FaceRestorer: restore the faces of whole photos with a GFPGAN model.
 
-Every stage is a function of its own in :mod:`gfp_core.face` and :mod:`gfp_core.restore`; this
-class only holds the models and the options and runs the stages in order.
+A thin front over :class:`gfp_core.engine.Engine`, the one orchestrator: it turns options and
+model names into loaded models and :class:`~gfp_core.engine.EngineOptions`, runs the engine on one
+picture and gives back a :class:`RestoreResult`.
 """
 from __future__ import annotations
 
@@ -15,18 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .archs.sft import check_fidelity
 from .background import BackgroundUpsampler
+from .engine import FACE_FORWARD_MIB, Engine, EngineOptions, background_frames, given_faces, paste_frames
+from .errors import InvalidOptionError
 from .face.detection import MIN_EYE_DISTANCE, FaceDetector, check_score_threshold
 from .face.types import Face
-from .errors import InvalidImageError, InvalidOptionError
-from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, Picture, megapixels, read_picture, to_picture
-from .restore import restore_aligned
+from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, Picture, read_picture, to_picture
 
 log = logging.getLogger(__name__)
-
-#: peak extra memory of one 512×512 face in an fp32 forward pass (measured: bench/bench_forward.py)
-FACE_FORWARD_MIB = 600
 
 
 @dataclass
@@ -36,7 +33,8 @@ class RestoreResult:
     ``image`` is in the input's own layout (grey, RGBA, 16-bit stay so), ``upscale`` times larger.
     Per chosen face, in reading order: ``faces`` (boxes, landmarks, scores in input pixels),
     ``cropped_faces`` and ``restored_faces`` (aligned ``S×S×3`` uint8), ``affines`` (input → crop),
-    ``masks`` (crop-space paste masks in [0, 1]).
+    ``masks`` (crop-space paste masks in [0, 1]); ``numbers``: each chosen face's number among all
+    faces found (reading order, as the preview draws them); ``notes``: sentences for the user.
     """
 
     image: np.ndarray
@@ -47,6 +45,8 @@ class RestoreResult:
     masks: np.ndarray | None = None
     num_detected: int = 0
     num_restored: int = 0
+    numbers: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 class FaceRestorer:
@@ -86,27 +86,22 @@ class FaceRestorer:
                  allow_unverified: bool | None = None, download: bool = True, exact: bool = False):
         from .weights import load_model
 
-        from .face.masks import MASK_MODES
-
-        if mask not in MASK_MODES:
-            raise InvalidOptionError(f"unknown mask mode {mask!r}; use one of {', '.join(MASK_MODES)}")
-        if not 0 <= visibility <= 1:
-            raise InvalidOptionError(f"visibility must be between 0 and 1, got {visibility}")
-        if not 1 <= upscale <= 8:
-            raise InvalidOptionError(f"upscale must be between 1 and 8, got {upscale}")
         if score_threshold is not None:
             score_threshold = check_score_threshold(score_threshold)  # before any model is loaded
-        for name, limit in (("max_pixels", max_pixels), ("max_output_pixels", max_output_pixels)):
-            if not limit >= 1:
-                raise InvalidOptionError(f"{name} must be a positive number of pixels, got {limit}")
-        self.fidelity = check_fidelity(fidelity)
-        self.visibility = float(visibility)
-        self.upscale = float(upscale)
+        if not max_pixels >= 1:
+            raise InvalidOptionError(f"max_pixels must be a positive number of pixels, got {max_pixels}")
+        # every option is checked here, before any model is loaded
+        self.options = EngineOptions(
+            upscale=float(upscale), fidelity=fidelity, visibility=float(visibility), mask=mask,
+            colour_match=colour_match, score_threshold=score_threshold, detect_max_side=detect_max_side,
+            min_face_size=min_face_size, min_eye_distance=min_eye_distance, select=select,
+            indices=tuple(indices) if indices else None, max_faces=max_faces, memory_budget_mb=memory_budget_mb,
+            max_output_pixels=max_output_pixels)
+        self.fidelity = self.options.fidelity
+        self.visibility = self.options.visibility
+        self.upscale = self.options.upscale
         self.mask_mode = mask
         self.colour_match = colour_match
-        self.detect_options = dict(score_threshold=score_threshold, max_side=detect_max_side,
-                                   min_size=min_face_size, min_eye_distance=min_eye_distance)
-        self.select_options = dict(mode=select, indices=list(indices) if indices else None, max_faces=max_faces)
         self.max_pixels = max_pixels
         self.max_output_pixels = max_output_pixels
 
@@ -117,12 +112,6 @@ class FaceRestorer:
                                     download=download, exact=exact)
         self.face_size: int = self.model.out_size
         param = next(self.model.parameters())
-        if memory_budget_mb is None:
-            # on CPUs a batch costs more per face than single faces (bench/bench_forward.py:
-            # 1.84 s/face at batch 1, 2.36 s at batch 4); accelerators gain from batching
-            self.batch_size = 1 if param.device.type == "cpu" else self._faces_per_budget(4096, param)
-        else:
-            self.batch_size = self._faces_per_budget(memory_budget_mb, param)
         self._load_options = dict(device=param.device, download=download, allow_unverified=allow_unverified)
         self._detector_name, self._detector = (detector, None) if isinstance(detector, str) else (None, detector)
         self._parser_name, self._parser = (parser, None) if isinstance(parser, str) else (None, parser)
@@ -135,6 +124,10 @@ class FaceRestorer:
             self.background_upsampler = load_background_upsampler(
                 background, device=param.device, download=download, allow_unverified=allow_unverified,
                 tile=background_tile)
+        # models are loaded when first needed: restoring aligned crops needs no detector
+        self.engine = Engine(self.model, detector=lambda: self.detector, parser=lambda: self.parser,
+                             background=self.background_upsampler, options=self.options)
+        self.batch_size = self.engine.batch_size
 
     @staticmethod
     def _faces_per_budget(budget_mb: int, param: torch.Tensor) -> int:
@@ -157,17 +150,14 @@ class FaceRestorer:
             self._parser = load_model(self._parser_name, **self._load_options)
         return self._parser
 
-    # --- stages -------------------------------------------------------------------------------
+    # --- single-picture views of the engine's stages --------------------------------------------
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        from .face.detection import detect_faces
-
-        return detect_faces(self.detector, image, **self.detect_options)
+        """Every face of ``image``, in reading order (list position = the face's number)."""
+        return self.engine.detect([image])[0]
 
     def choose(self, faces: Sequence[Face], image_shape: tuple[int, ...]) -> list[Face]:
-        from .face.select import select_faces
-
-        return select_faces(faces, image_shape[:2], **self.select_options)
+        return self.engine.choose([faces], [tuple(image_shape[:2])]).faces[0]
 
     def align(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, np.ndarray]:
         from .face.align import align_faces
@@ -175,11 +165,10 @@ class FaceRestorer:
         return align_faces(image, list(faces), face_size=self.face_size)
 
     def restore_crops(self, crops: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        return restore_aligned(self.model, crops, fidelity=self.fidelity, batch_size=self.batch_size,
-                               on_batch=on_batch)
+        return self.engine.restore_crops(crops, on_batch=on_batch)
 
     def masks_for(self, restored: np.ndarray, affines: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """Paste masks in crop space, one per face."""
+        """Paste masks in crop space, one per face (``affines`` are the faces' own alignments)."""
         from .face.masks import face_masks
 
         return face_masks(self.mask_mode, faces, affines, restored, face_size=self.face_size,
@@ -187,12 +176,16 @@ class FaceRestorer:
 
     def paste(self, background: np.ndarray, restored: np.ndarray, affines: np.ndarray,
               masks: np.ndarray) -> np.ndarray:
-        from .face.align import inverse_alignment
-        from .face.paste import paste_faces
+        """Paste the faces whose alignments are ``affines`` into ``background`` (in place)."""
+        face_set = given_faces([], [background.shape[:2]], self.face_size)
+        face_set.faces, face_set.affines = [[None] * len(affines)], [np.asarray(affines)]
+        return paste_frames([background], face_set, restored, masks, visibility=self.visibility,
+                            upscale=self.upscale)[0][0]
 
-        inverse = [inverse_alignment(a, upscale=self.upscale) for a in affines]
-        return paste_faces(background, list(restored), inverse, list(masks), visibility=self.visibility,
-                           upscale=self.upscale, inplace=True)
+    def _background(self, picture: Picture) -> np.ndarray:
+        """The colour image faces are pasted into: 8-bit stays uint8, 16-bit works in float32."""
+        base = picture.rgb if picture.rgb.dtype == np.uint8 else picture.as_float()
+        return background_frames([base], self.upscale, self.background_upsampler)[0]
 
     # --- all of it ----------------------------------------------------------------------------
 
@@ -208,73 +201,28 @@ class FaceRestorer:
         ``on_progress(stage, fraction)`` hears of each stage ('detect', 'restore', 'paste') with the
         fraction of the work done; raising in it stops the work.
         """
-        def report(stage: str, fraction: float) -> None:
-            if on_progress is not None:
-                on_progress(stage, fraction)
-
         if isinstance(image, (str, Path)):
             picture = read_picture(image, self.max_pixels)
         elif isinstance(image, Picture):
             picture = image
-        else:
+        elif aligned:
             picture = to_picture(image)
+        else:
+            picture = image  # arrays go to the engine as they are: float stays float
         if aligned:  # the result is one face crop: nothing to bound
             return self._restore_aligned_image(picture)
-        self.check_output_size(picture.rgb.shape[:2])
-        rgb8 = picture.rgb8
-
-        if faces is None:
-            report("detect", 0.0)
-            found = self.detect(rgb8)
-            chosen = self.choose(found, rgb8.shape)
-        else:
-            found = chosen = list(faces)
-        background = self._background(picture)
-        if not chosen:
-            return RestoreResult(picture.rebuild(background), num_detected=len(found))
-
-        crops, affines = self.align(rgb8, chosen)
-        done = 0
-
-        def restored_some(n: int) -> None:
-            nonlocal done
-            done += n
-            report("restore", 0.1 + 0.8 * done / len(chosen))
-
-        report("restore", 0.1)
-        restored = self.restore_crops(crops, on_batch=restored_some)
-        report("paste", 0.9)
-        masks = self.masks_for(restored, affines, chosen)
-        if self.colour_match:
-            from .face.colour import match_colour
-
-            restored = np.stack([match_colour(r, c, m) for r, c, m in zip(restored, crops, masks)])
-        out = self.paste(background, restored, affines, masks)
-        return RestoreResult(picture.rebuild(out), chosen, crops, restored, affines, masks, len(found), len(chosen))
+        result = self.engine.run(picture, faces=faces,
+                                 on_progress=None if on_progress is None else lambda s, f, _n: on_progress(s, f))
+        chosen = bool(result.faces)
+        return RestoreResult(result.image, result.faces, result.crops if chosen else None,
+                             result.restored if chosen else None, result.affines if chosen else None,
+                             result.masks if chosen else None, result.num_found[0], result.num_restored[0],
+                             result.numbers.tolist(), result.notes)
 
     def check_output_size(self, input_size: tuple[int, int]) -> None:
         """Refuse, before any work, an input ``(height, width)`` whose result would be over
         ``max_output_pixels``."""
-        from .background import output_size
-
-        height, width = output_size(tuple(input_size), self.upscale)
-        if height * width <= self.max_output_pixels:
-            return
-        fits = (self.max_output_pixels / (input_size[0] * input_size[1])) ** 0.5
-        hint = f"use an upscale of at most {int(fits * 100) / 100:g}" if fits >= 1 else "use a smaller image"
-        raise InvalidImageError(
-            f"the result would be {width}x{height}, {megapixels(height * width)} megapixels, over the output limit "
-            f"of {megapixels(self.max_output_pixels)}; {hint}, or raise the limit (--max-output-pixels, "
-            f"max_output_pixels=) if you have the memory")
-
-    def _background(self, picture: Picture) -> np.ndarray:
-        """The colour image faces are pasted into: 8-bit stays uint8, 16-bit works in float32."""
-        from .background import upscale_background
-
-        base = picture.rgb if picture.rgb.dtype == np.uint8 else picture.as_float()
-        if self.upscale == 1 and self.background_upsampler is None:
-            return base.copy()
-        return upscale_background(base, self.upscale, self.background_upsampler)
+        self.engine.check_output_size(input_size)
 
     def _restore_aligned_image(self, picture: Picture) -> RestoreResult:
         crop = picture.rgb8
@@ -282,4 +230,4 @@ class FaceRestorer:
         if crop.shape[:2] != (s, s):
             crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_LINEAR if crop.shape[0] < s else cv2.INTER_AREA)
         restored = self.restore_crops(crop[None])
-        return RestoreResult(picture.rebuild(restored[0]), [], crop[None], restored, None, None, 1, 1)
+        return RestoreResult(picture.rebuild(restored[0]), [], crop[None], restored, None, None, 1, 1, [0])

@@ -39,3 +39,14 @@ def test_wrong_number_of_crops_or_frames_is_a_clear_error(frames):
         paste_batch(frames, faces, crops[:1])
     with pytest.raises(InvalidImageError, match="found in 3 frame"):
         crop_batch(frames[:2], faces)
+
+
+def test_a_frame_without_the_face_an_index_asks_for_is_skipped(frames):
+    detector = load_detector("embedded")
+    faces = detect_batch(detector, frames, select="indices", indices=[0])
+    assert faces.counts == [1, 0, 1] and faces.numbers == [[0], [], [0]]
+    assert faces.notes == ["1 of 3 frames had no face and were passed through unchanged"]
+    floats = [f.astype(np.float32) / 255 + np.float32(0.3 / 255) for f in frames]
+    images, coverage = paste_batch(floats, faces, crop_batch(frames, faces))
+    assert images[1].dtype == np.float32 and np.array_equal(images[1], floats[1])  # floats stay floats
+    assert np.array_equal(images[0][coverage[0] == 0], floats[0][coverage[0] == 0])

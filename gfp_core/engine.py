@@ -1,0 +1,638 @@
+"""The one face-restoration engine: detect → choose → align → restore (in memory-budgeted batches)
+→ mask → paste → background, for one picture or a batch of frames.
+
+Every front end runs it: :class:`gfp_core.pipeline.FaceRestorer` (the CLI), the web demo and the
+ComfyUI nodes call :meth:`Engine.run`; the stage nodes call the stage functions below one by one
+(:func:`detect_frames`, :func:`choose_faces`, :func:`crop_faces`, :func:`restore_crops`,
+:func:`mask_faces`, :func:`background_frames`, :func:`paste_frames`). :meth:`Engine.run` strings
+those same functions together; nothing else does.
+
+Frames come as one picture (``H×W``, ``H×W×C``), a batch ``N×H×W×C`` or a list of frames; uint8,
+uint16, or float32/float16 in [0, 1]; ``C`` = 1, 3 or 4 (2 for a single grey+alpha picture). They
+come back in the same layout and dtype. Detection and the model see an 8-bit copy; faces are pasted
+into the frame in its own precision (8 bits as uint8, as the official code; 16 bits and floats in
+float32), so a pixel no mask touches comes back bit for bit, and a float frame is never rounded to
+8 bits.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import FaceSelectionError, InvalidImageError, InvalidOptionError
+from .face.detection import MIN_EYE_DISTANCE
+from .face.types import Face
+from .image import DEFAULT_MAX_OUTPUT_PIXELS, Picture, as_uint8, megapixels, to_picture
+
+log = logging.getLogger(__name__)
+
+#: peak extra memory of one 512×512 face in an fp32 forward pass (measured: bench/bench_forward.py)
+FACE_FORWARD_MIB = 600
+
+#: ``on_progress(stage, fraction, faces)``: stage 'detect', 'restore' or 'paste'; the fraction of all
+#: the work done; how many faces are being restored (0 while detecting). Raising in it stops the work.
+Progress = Callable[[str, float, int], None]
+
+
+# --------------------------------------------------------------------------------------------
+# frames in, frames out
+
+
+@dataclass
+class Frame:
+    """One input frame: ``rgb8`` for detection and the model, ``base`` (``H×W×3``, uint8 for 8-bit
+    sources, float32 in [0, 1] otherwise) for pasting, and what is needed to give the result back in
+    the input's layout (:meth:`rebuild`)."""
+
+    rgb8: np.ndarray
+    base: np.ndarray
+    picture: Picture | None = None     # 8- and 16-bit sources
+    alpha: np.ndarray | None = None    # float sources
+    grey: bool = False                 # float sources
+    dtype: Any = np.float32
+    channels: int | None = None        # None: the input had no channel axis (or was a Picture)
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> "Frame":
+        arr = np.asarray(image)
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
+            raise InvalidImageError(f"expected an H×W, H×W×C (C = 1, 3 or 4) image or an N×H×W×C batch, "
+                                    f"got shape {list(arr.shape)}")
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise InvalidImageError(f"got an empty image of shape {list(arr.shape)}")
+        channels = arr.shape[2] if arr.ndim == 3 else None
+        if not np.issubdtype(arr.dtype, np.floating):
+            picture = to_picture(arr)
+            base = picture.rgb if picture.rgb.dtype == np.uint8 else picture.as_float()
+            return cls(picture.rgb8, base, picture=picture, dtype=arr.dtype, channels=channels)
+        if arr.dtype not in (np.float32, np.float16, np.float64):
+            raise InvalidImageError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+        work = arr.astype(np.float32, copy=False)
+        if work.ndim == 2:
+            work = work[..., None]
+        alpha = None
+        if work.shape[2] in (2, 4):
+            alpha, work = work[..., -1], work[..., :-1]
+        grey = work.shape[2] == 1
+        rgb = np.repeat(work, 3, axis=2) if grey else np.ascontiguousarray(work)
+        return cls(as_uint8(rgb), rgb, alpha=alpha, grey=grey, dtype=arr.dtype, channels=channels)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.base.shape[:2]
+
+    def rebuild(self, rgb: np.ndarray) -> np.ndarray:
+        """A processed ``base`` (same dtype, maybe upscaled) in the input's layout and dtype."""
+        if self.picture is not None:
+            out = self.picture.rebuild(rgb)
+        else:
+            out = rgb
+            if self.grey:  # grey stays grey: untouched pixels keep their value, faces become luminance
+                same = (out[..., 0] == out[..., 1]) & (out[..., 1] == out[..., 2])
+                lum = out @ np.array([0.299, 0.587, 0.114], np.float32)
+                out = np.where(same, out[..., 0], lum)[..., None]
+            if self.alpha is not None:
+                alpha = self.alpha
+                if alpha.shape != out.shape[:2]:
+                    import cv2
+
+                    alpha = cv2.resize(alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_LINEAR)
+                out = np.concatenate([out, alpha[..., None]], axis=2)
+            out = out.astype(self.dtype, copy=False)
+            if self.channels is None and out.shape[2] == 1:
+                out = out[..., 0]
+        if out.ndim == 2 and self.channels is not None:
+            out = out[..., None]
+        return out
+
+
+def to_frames(images: Any) -> tuple[list[Frame], str]:
+    """``images`` as frames, and its kind: 'picture' (one image), 'batch' (an ``N×H×W×C`` array)
+    or 'list' (a sequence of frames, sizes may differ)."""
+    if isinstance(images, Picture):
+        return [Frame(images.rgb8, images.rgb if images.rgb.dtype == np.uint8 else images.as_float(),
+                      picture=images, dtype=images.rgb.dtype)], "picture"
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise InvalidImageError("got an empty list of frames")
+        return [Frame.of(f) for f in images], "list"
+    arr = np.asarray(images)
+    if arr.ndim == 4:
+        if len(arr) == 0:
+            raise InvalidImageError("got an empty batch of frames")
+        return [Frame.of(f) for f in arr], "batch"
+    return [Frame.of(arr)], "picture"
+
+
+# --------------------------------------------------------------------------------------------
+# the faces of a batch
+
+
+@dataclass
+class FaceSet:
+    """Faces of a batch of frames. ``found[i]``: every face found in frame ``i``, in reading order
+    (list position = the face's number); ``faces[i]`` / ``numbers[i]``: the chosen ones and their
+    numbers; ``affines[i]`` (``[n_i, 2, 3]``): their alignments to the ``face_size`` crop."""
+
+    faces: list[list[Face]]
+    affines: list[np.ndarray]
+    frame_sizes: list[tuple[int, int]]  # (height, width)
+    face_size: int = 512
+    detected: list[int] = field(default_factory=list)  # faces found per frame, before choosing
+    found: list[list[Face]] = field(default_factory=list)
+    numbers: list[list[int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> list[int]:
+        return [len(f) for f in self.faces]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def frame_index(self) -> np.ndarray:
+        """The frame of each face of the flat batch."""
+        return np.repeat(np.arange(len(self.faces)), self.counts).astype(np.int64)
+
+    @property
+    def flat_faces(self) -> list[Face]:
+        return [f for fs in self.faces for f in fs]
+
+    @property
+    def flat_affines(self) -> np.ndarray:
+        return np.concatenate(self.affines) if self.total else np.zeros((0, 2, 3))
+
+    def split(self, crops: np.ndarray) -> list[np.ndarray]:
+        """A flat crop batch → one array per frame."""
+        if len(crops) != self.total:
+            raise InvalidImageError(f"got {len(crops)} face crops, but these faces need {self.total} "
+                                    f"({', '.join(map(str, self.counts))} per frame)")
+        bounds = np.cumsum([0, *self.counts])
+        return [crops[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def detect_frames(detector, frames: Sequence[np.ndarray], *, score_threshold: float | None = None,
+                  max_side: int | None = 1280, min_size: float = 0, min_eye_distance: float = MIN_EYE_DISTANCE,
+                  on_frame: Callable[[int], None] | None = None) -> list[list[Face]]:
+    """Stage 1: every face of every frame (any layout :func:`~gfp_core.face.detection.detect_faces`
+    takes), in reading order: a face's list position is its number (what 'indices' choose)."""
+    from .face.detection import detect_faces
+    from .face.select import reading_order
+
+    found = []
+    for i, frame in enumerate(frames):
+        if on_frame is not None:
+            on_frame(i)
+        found.append(reading_order(detect_faces(detector, frame, score_threshold=score_threshold,
+                                                max_side=max_side, min_size=min_size,
+                                                min_eye_distance=min_eye_distance)))
+    return found
+
+
+def choose_faces(found: Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[int, int]], *, select: str = "all",
+                 indices: Sequence[int] | None = None, max_faces: int | None = None,
+                 face_limit: int | None = None, limit_reason: str = "the face limit",
+                 face_size: int = 512, passed: str = "unchanged") -> FaceSet:
+    """Stage 2: the faces to restore, per frame, and their alignments.
+
+    The choice (:func:`~gfp_core.face.select.select_faces`) applies to each frame that has faces; an
+    index beyond one frame's faces is skipped there, and only an index that no frame has is an error
+    (:class:`FaceSelectionError`). ``face_limit`` then keeps at most that many faces per frame, the
+    largest. What a user should know (faceless frames, skipped indices, the limit) goes to ``notes``;
+    ``passed`` says what happens to a faceless frame ('unchanged', or e.g. 'only upscaled').
+    """
+    from .face.align import estimate_alignment
+    from .face.select import select_faces
+
+    found = [list(fs) for fs in found]
+    n = len(found)
+    counts = [len(fs) for fs in found]
+    notes: list[str] = []
+    if select == "indices":
+        if not indices:
+            raise FaceSelectionError("face choice 'indices' needs at least one index")
+        most = max(counts, default=0)
+        missing = [i for i in indices if not -most <= i < most]
+        if missing and most:
+            if n == 1:
+                select_faces(found[0], frame_sizes[0], select, indices, max_faces)  # raises its own message
+            raise FaceSelectionError(
+                f"face index {missing[0]} is out of range in every frame: the most faces found in one frame "
+                f"is {most} (indices 0 to {most - 1})")
+    chosen_numbers: list[list[int]] = []
+    short_frames: list[int] = []
+    for i, (fs, size) in enumerate(zip(found, frame_sizes)):
+        if not fs:
+            chosen_numbers.append([])
+            continue
+        usable = indices
+        if select == "indices":
+            usable = [k for k in indices if -len(fs) <= k < len(fs)]
+            if len(usable) < len(indices):
+                short_frames.append(i)
+            if not usable:
+                chosen_numbers.append([])
+                continue
+        chosen = select_faces(fs, size, select, usable, max_faces)
+        if face_limit is not None and len(chosen) > face_limit:
+            what = "found" if len(chosen) == len(fs) else "chosen"
+            where = f"frame {i}: " if n > 1 else ""
+            notes.append(f"{where}{len(chosen)} faces {what}; the {face_limit} largest were restored ({limit_reason})")
+            chosen = select_faces(chosen, size, max_faces=face_limit)
+        chosen_numbers.append([next(k for k, f in enumerate(fs) if f is c) for c in chosen])
+    faceless = counts.count(0)
+    if faceless:
+        notes.insert(0, f"{faceless} of {n} frames had no face and were passed through {passed}"
+                     if n > 1 else f"No face was found; the picture was passed through {passed}")
+    if short_frames:
+        listed = ", ".join(map(str, short_frames[:10])) + (", …" if len(short_frames) > 10 else "")
+        notes.append(f"{len(short_frames)} of {n} frames had fewer faces than the indices asked for "
+                     f"(frame {listed}); the missing indices were skipped there")
+    faces = [[fs[k] for k in ks] for fs, ks in zip(found, chosen_numbers)]
+    affines = [np.stack([estimate_alignment(f.landmarks, face_size) for f in fs]) if fs else np.zeros((0, 2, 3))
+               for fs in faces]
+    return FaceSet(faces, affines, [tuple(s) for s in frame_sizes], face_size, counts, found, chosen_numbers, notes)
+
+
+def given_faces(faces: Sequence[Face] | Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[int, int]],
+                face_size: int = 512) -> FaceSet:
+    """A :class:`FaceSet` of faces the caller chose (a list per frame, or one list for one frame),
+    all of them restored, in the order given."""
+    from .face.align import estimate_alignment
+
+    per_frame = [list(faces)] if not faces or isinstance(faces[0], Face) else [list(fs) for fs in faces]
+    if len(per_frame) != len(frame_sizes):
+        raise InvalidImageError(f"got faces for {len(per_frame)} frame(s), but there are {len(frame_sizes)}")
+    affines = [np.stack([estimate_alignment(f.landmarks, face_size) for f in fs]) if fs else np.zeros((0, 2, 3))
+               for fs in per_frame]
+    return FaceSet(per_frame, affines, [tuple(s) for s in frame_sizes], face_size, [len(fs) for fs in per_frame],
+                   per_frame, [list(range(len(fs))) for fs in per_frame])
+
+
+def _check_frames(frames: Sequence[np.ndarray], faces: FaceSet) -> None:
+    sizes = [tuple(np.shape(f)[:2]) for f in frames]
+    if len(frames) != len(faces.faces) or any(tuple(a) != tuple(b) for a, b in zip(sizes, faces.frame_sizes)):
+        raise InvalidImageError(f"these faces were found in {len(faces.faces)} frame(s) of size(s) "
+                                f"{sorted(set(faces.frame_sizes))}, but the images are {len(frames)} frame(s) "
+                                f"of size(s) {sorted(set(sizes))}")
+
+
+def crop_faces(frames: Sequence[np.ndarray], faces: FaceSet) -> np.ndarray:
+    """Stage 3: aligned crops of every chosen face, frame after frame: ``[total, S, S, 3]`` in the
+    frames' dtype (RGB ``H×W×3`` frames)."""
+    from .face.align import warp_face
+
+    _check_frames(frames, faces)
+    s = faces.face_size
+    # the alignments were estimated when the faces were chosen: warp with them
+    crops = [warp_face(frame, a, s) for frame, affines in zip(frames, faces.affines) for a in affines]
+    dtype = np.asarray(frames[0]).dtype if len(frames) else np.uint8
+    return np.stack(crops) if crops else np.zeros((0, s, s, 3), dtype)
+
+
+def restore_crops(model, crops: np.ndarray, *, fidelity: float = 1.0, batch_size: int = 1,
+                  on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Stage 4: the model on aligned crops, ``batch_size`` faces per forward pass → uint8 crops."""
+    from .restore import restore_aligned
+
+    return restore_aligned(model, crops, fidelity=fidelity, batch_size=batch_size, on_batch=on_batch)
+
+
+def faces_per_budget(model, budget_mb: int | None) -> int:
+    """Faces per forward pass for a memory budget (None: one at a time on a CPU, which is fastest
+    there — bench/bench_forward.py: 1.84 s/face at batch 1, 2.36 s at batch 4 — and 4 GiB worth on
+    an accelerator)."""
+    param = next(model.parameters())
+    if budget_mb is None:
+        if param.device.type == "cpu":
+            return 1
+        budget_mb = 4096
+    return max(1, int(budget_mb // (FACE_FORWARD_MIB * param.element_size() / 4)))
+
+
+def mask_faces(faces: FaceSet, restored: np.ndarray, *, mode: str = "box", upscale: float = 1.0, parser=None,
+               feather: float = 0.0) -> np.ndarray:
+    """Stage 5: one crop-space paste mask per face (``[total, S, S]`` float32 in [0, 1])."""
+    from .face.masks import face_masks
+
+    return face_masks(mode, faces.flat_faces, faces.flat_affines, restored, face_size=faces.face_size,
+                      upscale=upscale, parser=parser, feather=feather)
+
+
+def background_frames(frames: Sequence[np.ndarray], upscale: float = 1.0, upsampler=None) -> list[np.ndarray]:
+    """Stage 6: the backgrounds faces are pasted into: copies at ``upscale`` 1, else resized with
+    Lanczos or ``upsampler`` (a :class:`~gfp_core.background.BackgroundUpsampler`); dtype kept."""
+    from .background import upscale_background
+
+    if upscale == 1 and upsampler is None:
+        return [np.array(f, copy=True) for f in frames]
+    return [upscale_background(f, upscale, upsampler) for f in frames]
+
+
+def paste_frames(backgrounds: Sequence[np.ndarray], faces: FaceSet, crops: np.ndarray, masks: np.ndarray, *,
+                 visibility: float = 1.0, upscale: float = 1.0,
+                 coverage: bool = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """Stage 7: blend the crops into their frames' backgrounds (in place) with their masks.
+
+    Returns the frames and, with ``coverage``, per frame how much of each output pixel is the pasted
+    face (``H×W`` float32 in [0, 1]). Crops of another size than the set's are resized first.
+    """
+    import cv2
+
+    from .face.align import inverse_alignment
+    from .face.paste import paste_faces
+
+    s = faces.face_size
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or crops.shape[-1] != 3:
+        raise InvalidImageError(f"face crops must be a batch of RGB images [N, H, W, 3], got {list(crops.shape)}")
+    if crops.shape[1:3] != (s, s):
+        crops = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA if c.shape[0] > s
+                                     else cv2.INTER_LINEAR) for c in crops]) if len(crops) else \
+            np.zeros((0, s, s, 3), crops.dtype)
+    per_frame_crops = faces.split(crops)
+    per_frame_masks = faces.split(np.asarray(masks)) if len(masks) else [np.zeros((0, s, s), np.float32)] * len(
+        faces.faces)
+    images, cover = [], [] if coverage else None
+    for background, affines, frame_crops, frame_masks in zip(backgrounds, faces.affines, per_frame_crops,
+                                                             per_frame_masks):
+        h, w = background.shape[:2]
+        if len(frame_crops) == 0:
+            images.append(background)
+            if coverage:
+                cover.append(np.zeros((h, w), np.float32))
+            continue
+        inverse = [inverse_alignment(a, upscale=upscale) for a in affines]
+        images.append(paste_faces(background, list(frame_crops), inverse, list(frame_masks), visibility=visibility,
+                                  upscale=upscale, inplace=True))
+        if coverage:
+            ones = np.ones((len(frame_crops), s, s, 3), np.float32)
+            c = paste_faces(np.zeros((h, w, 3), np.float32), ones, inverse, list(frame_masks), visibility=visibility,
+                            inplace=True)
+            cover.append(c[..., 0])
+    return images, cover
+
+
+# --------------------------------------------------------------------------------------------
+# all of it
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What :class:`Engine` does. ``select``/``indices``/``max_faces``: see
+    :func:`~gfp_core.face.select.select_faces`; ``face_limit``: at most that many faces restored per
+    frame (the largest), with ``limit_reason`` in the note that says so. ``mask``: 'box', 'ellipse'
+    or 'parsing' (needs a parser); ``feather`` softens its edge. ``coverage``: also give, per frame,
+    how much of each pixel is the restored face. ``memory_budget_mb``: bounds one forward pass (see
+    :func:`faces_per_budget`). ``max_output_pixels``: a frame whose result would be larger is refused
+    before any work."""
+
+    upscale: float = 1.0
+    fidelity: float = 1.0
+    visibility: float = 1.0
+    mask: str = "box"
+    feather: float = 0.0
+    colour_match: bool = False
+    score_threshold: float | None = None
+    detect_max_side: int | None = 1280
+    min_face_size: float = 0
+    min_eye_distance: float = MIN_EYE_DISTANCE
+    select: str = "all"
+    indices: tuple[int, ...] | None = None
+    max_faces: int | None = None
+    face_limit: int | None = None
+    limit_reason: str = "the face limit"
+    coverage: bool = False
+    memory_budget_mb: int | None = None
+    max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS
+
+    def __post_init__(self) -> None:
+        from .archs.sft import check_fidelity
+        from .face.detection import check_score_threshold
+        from .face.masks import MASK_MODES
+        from .face.select import SELECTIONS
+
+        if self.mask not in MASK_MODES:
+            raise InvalidOptionError(f"unknown mask mode {self.mask!r}; use one of {', '.join(MASK_MODES)}")
+        if not 0 <= self.visibility <= 1:
+            raise InvalidOptionError(f"visibility must be between 0 and 1, got {self.visibility}")
+        if not 1 <= self.upscale <= 8:
+            raise InvalidOptionError(f"upscale must be between 1 and 8, got {self.upscale}")
+        if self.score_threshold is not None:
+            check_score_threshold(self.score_threshold)
+        if not self.max_output_pixels >= 1:
+            raise InvalidOptionError(f"max_output_pixels must be a positive number of pixels, got {self.max_output_pixels}")
+        check_fidelity(self.fidelity)
+        if self.select not in SELECTIONS:
+            raise FaceSelectionError(f"unknown face choice {self.select!r}; use one of {', '.join(SELECTIONS)}")
+        if self.max_faces is not None and self.max_faces < 1:
+            raise FaceSelectionError(f"max_faces must be at least 1, got {self.max_faces}")
+        if self.face_limit is not None and self.face_limit < 1:
+            raise InvalidOptionError(f"face_limit must be at least 1, got {self.face_limit}")
+        if self.indices is not None:
+            object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
+
+
+@dataclass
+class EngineResult:
+    """What :meth:`Engine.run` found and did.
+
+    ``frames``: the output frames, each in its input's layout and dtype (``upscale`` times larger);
+    ``images`` stacks them (a batch in gives a batch out), ``image`` is the first (one picture in).
+    ``found[i]``: every face found in frame ``i`` in reading order (list position = the face's
+    number, as the preview draws it); ``chosen[i]``: the numbers of the faces restored there.
+    Flat over the batch, one row per restored face, frame after frame: ``faces``, ``frame_index``,
+    ``numbers``, ``crops`` and ``restored`` (aligned ``S×S×3`` uint8), ``affines`` (frame → crop),
+    ``masks`` (crop-space paste masks in [0, 1]). ``coverage`` (if asked): per frame, how much of
+    each output pixel is a restored face. ``notes``: sentences for the user.
+    """
+
+    frames: list[np.ndarray]
+    found: list[list[Face]]
+    chosen: list[list[int]]
+    faces: list[Face]
+    frame_index: np.ndarray
+    numbers: np.ndarray
+    crops: np.ndarray
+    restored: np.ndarray
+    affines: np.ndarray
+    masks: np.ndarray
+    notes: list[str] = field(default_factory=list)
+    coverage: list[np.ndarray] | None = None
+    kind: str = "picture"
+
+    @property
+    def num_found(self) -> list[int]:
+        return [len(f) for f in self.found]
+
+    @property
+    def num_restored(self) -> list[int]:
+        return [len(c) for c in self.chosen]
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.frames[0]
+
+    @property
+    def images(self) -> np.ndarray | list[np.ndarray]:
+        """A batch in, an ``N×H×W×C`` batch out; a list in, a list out; one picture in, that picture."""
+        if self.kind == "batch":
+            return np.stack(self.frames)
+        return list(self.frames) if self.kind == "list" else self.frames[0]
+
+
+class Engine:
+    """The one orchestrator. ``model``: a loaded GFPGAN (:func:`gfp_core.weights.load_model`);
+    ``detector``: a :class:`~gfp_core.face.detection.FaceDetector` or a function that gives one (called
+    only when faces must be found); ``parser``: the same for the 'parsing' mask; ``background``: a
+    :class:`~gfp_core.background.BackgroundUpsampler` or None (Lanczos). Options: an
+    :class:`EngineOptions`, or its fields as keywords. The engine never changes the models.
+    """
+
+    def __init__(self, model, *, detector=None, parser=None, background=None, options: EngineOptions | None = None,
+                 **overrides: Any) -> None:
+        self.model = model
+        self.options = replace(options or EngineOptions(), **overrides) if overrides else (options or EngineOptions())
+        self._detector = detector
+        self._parser = parser
+        self.background_upsampler = background
+        self.face_size: int = getattr(model, "out_size", 512)
+        self.batch_size = faces_per_budget(model, self.options.memory_budget_mb)
+
+    @property
+    def detector(self):
+        if callable(self._detector) and not hasattr(self._detector, "raw_outputs"):
+            self._detector = self._detector()
+        if self._detector is None:
+            from .face.detection import load_detector
+
+            self._detector = load_detector("embedded")
+        return self._detector
+
+    @property
+    def parser(self):
+        if self.options.mask != "parsing":
+            return None
+        if self._parser is not None and not hasattr(self._parser, "parameters"):
+            self._parser = self._parser()
+        return self._parser
+
+    def check_output_size(self, input_size: tuple[int, int]) -> None:
+        """Refuse, before any work, an input ``(height, width)`` whose result would be over
+        ``max_output_pixels``."""
+        from .background import output_size
+
+        limit = self.options.max_output_pixels
+        height, width = output_size(tuple(input_size), self.options.upscale)
+        if height * width <= limit:
+            return
+        fits = (limit / (input_size[0] * input_size[1])) ** 0.5
+        hint = f"use an upscale of at most {int(fits * 100) / 100:g}" if fits >= 1 else "use a smaller image"
+        raise InvalidImageError(
+            f"the result would be {width}x{height}, {megapixels(height * width)} megapixels, over the output limit "
+            f"of {megapixels(limit)}; {hint}, or raise the limit (--max-output-pixels, "
+            f"max_output_pixels=) if you have the memory")
+
+    # --- the stages with this engine's models and options -----------------------------------
+
+    def detect(self, frames: Sequence[np.ndarray], on_frame: Callable[[int], None] | None = None) -> list[list[Face]]:
+        o = self.options
+        return detect_frames(self.detector, frames, score_threshold=o.score_threshold, max_side=o.detect_max_side,
+                             min_size=o.min_face_size, min_eye_distance=o.min_eye_distance, on_frame=on_frame)
+
+    def choose(self, found: Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[int, int]]) -> FaceSet:
+        o = self.options
+        return choose_faces(found, frame_sizes, select=o.select, indices=o.indices, max_faces=o.max_faces,
+                            face_limit=o.face_limit, limit_reason=o.limit_reason, face_size=self.face_size,
+                            passed="unchanged" if o.upscale == 1 and self.background_upsampler is None
+                            else "with only the background upscaled")
+
+    def crop(self, frames: Sequence[np.ndarray], faces: FaceSet) -> np.ndarray:
+        return crop_faces(frames, faces)
+
+    def restore_crops(self, crops: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        return restore_crops(self.model, crops, fidelity=self.options.fidelity, batch_size=self.batch_size,
+                             on_batch=on_batch)
+
+    def masks_for(self, faces: FaceSet, restored: np.ndarray) -> np.ndarray:
+        o = self.options
+        return mask_faces(faces, restored, mode=o.mask, upscale=o.upscale, parser=self.parser, feather=o.feather)
+
+    def backgrounds(self, bases: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return background_frames(bases, self.options.upscale, self.background_upsampler)
+
+    def paste(self, backgrounds: Sequence[np.ndarray], faces: FaceSet, restored: np.ndarray,
+              masks: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        o = self.options
+        return paste_frames(backgrounds, faces, restored, masks, visibility=o.visibility, upscale=o.upscale,
+                            coverage=o.coverage)
+
+    # --- all of it ----------------------------------------------------------------------------
+
+    def run(self, images: Any, faces: Sequence[Face] | Sequence[Sequence[Face]] | None = None,
+            on_progress: Progress | None = None) -> EngineResult:
+        """Restore the chosen faces of one picture or a batch of frames (see the module's docstring
+        for what ``images`` may be). ``faces``: restore these (a list per frame, or one list for one
+        picture) instead of detecting and choosing. Frames without faces come back unchanged
+        (upscaled if asked) and are counted in ``notes``; no frame fails the batch."""
+        o = self.options
+
+        def report(stage: str, fraction: float, n: int = 0) -> None:
+            if on_progress is not None:
+                on_progress(stage, fraction, n)
+
+        frames, kind = to_frames(images)
+        for frame in frames:  # before any heavy work
+            self.check_output_size(frame.size)
+        sizes = [f.size for f in frames]
+        rgb8 = [f.rgb8 for f in frames]
+        if faces is None:
+            report("detect", 0.0)
+            found = self.detect(rgb8, on_frame=lambda i: report("detect", 0.1 * i / len(frames)) if i else None)
+            face_set = self.choose(found, sizes)
+        else:
+            face_set = given_faces(faces, sizes, self.face_size)
+        total = face_set.total
+        report("restore", 0.1, total)
+        crops = self.crop(rgb8, face_set)
+        done = 0
+
+        def restored_some(n: int) -> None:
+            nonlocal done
+            done += n
+            report("restore", 0.1 + 0.8 * done / total, total)
+
+        restored = self.restore_crops(crops, on_batch=restored_some) if total else crops.copy()
+        report("paste", 0.9, total)
+        masks = self.masks_for(face_set, restored) if total else np.zeros((0, self.face_size, self.face_size),
+                                                                          np.float32)
+        if o.colour_match and total:
+            from .face.colour import match_colour
+
+            restored = np.stack([match_colour(r, c, m) for r, c, m in zip(restored, crops, masks)])
+        backgrounds = self.backgrounds([f.base for f in frames])
+        pasted, coverage = self.paste(backgrounds, face_set, restored, masks)
+        for note in face_set.notes:
+            log.info("%s", note)
+        return EngineResult(
+            frames=[f.rebuild(p) for f, p in zip(frames, pasted)], found=face_set.found, chosen=face_set.numbers,
+            faces=face_set.flat_faces, frame_index=face_set.frame_index,
+            numbers=np.array([k for ks in face_set.numbers for k in ks], np.int64), crops=crops, restored=restored,
+            affines=face_set.flat_affines, masks=masks, notes=list(face_set.notes), coverage=coverage, kind=kind)
+
+
+def restore_frames(model, images: Any, *, detector=None, parser=None, background=None,
+                   on_progress: Progress | None = None, **options: Any) -> EngineResult:
+    """One call: ``Engine(model, detector=…, **options).run(images)``."""
+    return Engine(model, detector=detector, parser=parser, background=background, **options).run(
+        images, on_progress=on_progress)
+
+
+__all__ = ["Engine", "EngineOptions", "EngineResult", "FaceSet", "Frame", "background_frames", "choose_faces",
+           "crop_faces", "detect_frames", "faces_per_budget", "given_faces", "mask_faces", "paste_frames",
+           "restore_crops", "restore_frames", "to_frames"]
