@@ -211,3 +211,12 @@ def test_unexpected_failures_keep_their_traceback_in_the_log_only(caplog):
     assert str(error.message) == f"{FAILED} (RuntimeError)"
     (record,) = [r for r in caplog.records if r.name == "web"]
     assert record.exc_info and "secret.bin" in caplog.text and "Traceback" in caplog.text
+
+
+def test_captions_carry_the_numbers_of_the_faces_found_preview(engine, tmp_path):
+    row = faces_in_a_row(tmp_path, [256, 512, 384])
+    _, count = engine.detect(row, detector="embedded")
+    assert count == 3
+    outcome = engine.restore(row, RestoreOptions(**FAST, faces="indices", indices="2, 0"))
+    assert outcome.num_detected == 3 and outcome.num_restored == 2
+    assert [caption.split(":")[0] for _, caption in outcome.face_pairs] == ["Face #0", "Face #2"]

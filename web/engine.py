@@ -1,8 +1,9 @@
 """What the demo does with one photo, without any Gradio: load (and keep) the models, run
-:class:`gfp_core.FaceRestorer`, and turn its result into what the page shows and offers for download.
+:class:`gfp_core.engine.Engine` once, and turn its result into what the page shows and offers for
+download.
 
-The models are loaded once and shared by every request; each request gets its own light
-``FaceRestorer`` around them, so concurrent requests with different settings never interfere.
+The models are loaded once and shared by every request; each request gets its own light ``Engine``
+around them, so concurrent requests with different settings never interfere.
 """
 from __future__ import annotations
 
@@ -24,14 +25,12 @@ import numpy as np
 from tqdm import tqdm
 
 from gfp_core.errors import GFPError, InvalidImageError, InvalidOptionError, WeightsNotFoundError
-from gfp_core.face.detection import (DETECTOR_NAMES, MIN_EYE_DISTANCE, EmbeddedRetinaFace, FaceDetector,
-                                     detect_faces, load_detector)
+from gfp_core.engine import Engine, EngineResult, detect_frames
+from gfp_core.face.detection import DETECTOR_NAMES, EmbeddedRetinaFace, load_detector
 from gfp_core.face.masks import MASK_MODES
 from gfp_core.face.preview import draw_faces
-from gfp_core.face.select import parse_indices, reading_order, select_faces
-from gfp_core.face.types import Face
+from gfp_core.face.select import parse_indices
 from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, to_picture, write_image
-from gfp_core.pipeline import FaceRestorer
 from gfp_core.weights import load_model
 
 log = logging.getLogger("web.engine")
@@ -266,41 +265,34 @@ class RestoreEngine:
         model = self.restorer_model(options.model)
         detector, detector_note = self.detector(options.detector)
         notes = [detector_note] if detector_note else []
-        mask, parser = options.mask, "parsenet"
+        mask, parser = options.mask, None
         if mask == "parsing":
             parser, parser_note = self.parser()
             if parser is None:
-                mask, parser = "ellipse", "parsenet"
+                mask = "ellipse"
                 notes.append(parser_note)
-        background = "lanczos"
+        background = None
         if options.background != "lanczos":
             tell(0.05, f"Loading {options.background}")
             background = self.background_upsampler(options.background)
         clock.check("loading the models")
 
-        restorer = FaceRestorer(
-            model, upscale=upscale, fidelity=options.fidelity, visibility=options.visibility,
-            mask=mask, parser=parser, select=options.faces, indices=indices, background=background,
-            max_pixels=self.max_pixels)
-        # detection and choice happen here, as in the faces-found preview, so that captions carry
-        # the preview's numbers, which are what 'Faces by number' takes
-        tell(0.1, "Finding faces")
-        found = _faces_found(detector, picture.rgb8, options.threshold)
-        chosen = restorer.choose(found, picture.rgb8.shape)
-        if len(chosen) > self.max_faces:  # bounded work per request: the largest faces are kept
-            what = "found" if len(chosen) == len(found) else "chosen"
-            notes.append(f"{len(chosen)} faces {what}; the {self.max_faces} largest were restored (this demo's limit)")
-            chosen = select_faces(chosen, picture.rgb8.shape[:2], max_faces=self.max_faces)
-        numbers = [next(i for i, f in enumerate(found) if f is c) for c in chosen]
-        clock.check("finding faces")
-        stages = {"restore": f"Restoring {len(chosen)} face{'s' if len(chosen) != 1 else ''}",
-                  "paste": "Blending the faces in"}
+        # one engine call: it finds the faces (numbered as the faces-found preview numbers them, which
+        # is what 'Faces by number' takes), chooses, keeps at most max_faces (the largest) and restores
+        engine = Engine(model, detector=detector, parser=parser, background=background, upscale=upscale,
+                        fidelity=options.fidelity, visibility=options.visibility, mask=mask,
+                        score_threshold=options.threshold, select=options.faces, indices=indices,
+                        face_limit=self.max_faces, limit_reason="this demo's limit")
 
-        def on_progress(stage: str, fraction: float) -> None:
-            clock.check(stages[stage].lower())  # raising here stops FaceRestorer between batches
-            tell(0.15 + 0.8 * fraction, stages[stage])
+        def on_progress(stage: str, fraction: float, faces: int) -> None:
+            text = {"detect": "Finding faces", "paste": "Blending the faces in"}.get(
+                stage, f"Restoring {faces} face{'s' if faces != 1 else ''}")
+            clock.check(text.lower())  # raising here stops the engine between stages and batches
+            tell(0.1 + 0.85 * fraction, text)
 
-        result = restorer.restore(picture, faces=chosen, on_progress=on_progress)
+        result = engine.run(picture, on_progress=on_progress)
+        if result.num_found[0]:  # the summary already says when no face was found
+            notes += result.notes
         clock.check("blending the faces in")
         tell(0.95, "Saving")
         file = self._save(result.image, image_path.stem, options.output_format)
@@ -308,8 +300,8 @@ class RestoreEngine:
             before=_preview(cv2.resize(picture.rgb8, result.image.shape[1::-1], interpolation=cv2.INTER_CUBIC)
                             if upscale != 1 else picture.rgb8),
             after=_preview(_display_rgb(result.image)),
-            face_pairs=_face_pairs(result, numbers),
-            num_detected=len(found), num_restored=result.num_restored,
+            face_pairs=_face_pairs(result),
+            num_detected=result.num_found[0], num_restored=result.num_restored[0],
             file=file, seconds=time.perf_counter() - start, notes=notes,
             weights_note=weights_note(options.model, model))
         log.info("restored %s: %s", image_path.name, outcome.summary)
@@ -321,7 +313,8 @@ class RestoreEngine:
         RestoreOptions(detector=detector, threshold=threshold).check()
         clock = Deadline(self.time_limit)
         picture = read_picture(image_path, self.max_pixels)
-        faces = _faces_found(self.detector(detector)[0], picture.rgb8, threshold)
+        # the engine's own detection stage: the numbers drawn are those a restore reports
+        faces = detect_frames(self.detector(detector)[0], [picture.rgb8], score_threshold=threshold)[0]
         clock.check("finding faces")
         return _preview(draw_faces(picture.rgb8, faces)), len(faces)
 
@@ -433,12 +426,6 @@ def one_line(text: str) -> str:
     return " | ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def _faces_found(detector: FaceDetector, rgb8: np.ndarray, threshold: float) -> list[Face]:
-    """Every face the restore considers, numbered by list position in reading order."""
-    faces = detect_faces(detector, rgb8, score_threshold=threshold, min_eye_distance=MIN_EYE_DISTANCE)
-    return reading_order(faces)
-
-
 def _display_rgb(image: np.ndarray) -> np.ndarray:
     """Any result layout (grey, grey or colour with alpha, 16-bit) as 8-bit RGB for the screen."""
     picture = to_picture(image)
@@ -457,14 +444,14 @@ def _preview(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _face_pairs(result, numbers: list[int]) -> list[tuple[np.ndarray, str]]:
+def _face_pairs(result: EngineResult) -> list[tuple[np.ndarray, str]]:
     """Each restored face as one picture, aligned crop before | after, captioned with its number."""
-    if not result.num_restored:
+    if not result.faces:
         return []
-    gap = np.full((result.cropped_faces.shape[1], 8, 3), 255, np.uint8)
+    gap = np.full((result.crops.shape[1], 8, 3), 255, np.uint8)
     return [(np.concatenate([before, gap, after], axis=1), f"Face #{number}: before | after (score {face.score:.2f})")
-            for number, face, before, after in zip(numbers, result.faces, result.cropped_faces,
-                                                   result.restored_faces)]
+            for number, face, before, after in zip(result.numbers.tolist(), result.faces, result.crops,
+                                                   result.restored)]
 
 
 __all__ = ["BACKGROUND_CHOICES", "FACE_CHOICES", "FORMAT_SUFFIXES", "GFPError", "InvalidOptionError", "MODEL_CHOICES",
