@@ -1,19 +1,26 @@
-"""Face nodes: detect → crop → restore → paste, and the all-in-one restore. They convert ComfyUI
-tensors (IMAGE ``[B,H,W,C]``, MASK ``[B,H,W]``, floats in [0, 1]) and call gfp_core stages."""
+"""Face nodes: detect → crop → restore → paste (the engine's stages, one node each), and the
+all-in-one restore (the whole engine). They convert ComfyUI tensors (IMAGE ``[B,H,W,C]``, MASK
+``[B,H,W]``, floats in [0, 1]) and call gfp_core. Frames stay float: only detection and the model
+see 8-bit copies."""
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import torch
 
-from gfp_core.face.batch import FaceSet, crop_batch, detect_batch, paste_batch
+from gfp_core.engine import (Engine, FaceSet, choose_faces, crop_faces, detect_frames, mask_faces,
+                             paste_frames, restore_crops, to_frames)
+from gfp_core.face.batch import paste_batch
 from gfp_core.face.detection import load_detector
 from gfp_core.face.masks import MASK_MODES
 from gfp_core.face.preview import draw_faces
 from gfp_core.face.select import SELECTIONS, parse_indices
 from gfp_core.image import batch_to_uint8, uint8_to_batch
-from gfp_core.restore import restore_aligned
 
 from . import host
+
+log = logging.getLogger("gfpgan.nodes")
 
 SELECT_WIDGETS = {
     "select": (list(SELECTIONS), {"default": "all", "tooltip": "faces are numbered left to right"}),
@@ -22,13 +29,25 @@ SELECT_WIDGETS = {
 }
 
 
+def _frames(image: torch.Tensor):
+    """An IMAGE batch as the engine's frames (float32, no rounding)."""
+    return to_frames(image.detach().cpu().float().numpy())[0]
+
+
+def _tell(notes: list[str], outputs: tuple) -> dict | tuple:
+    """The outputs, with the engine's notes logged and shown under the node."""
+    for note in notes:
+        log.warning("GFPGAN: %s", note)
+    return {"ui": {"text": list(notes)}, "result": outputs} if notes else outputs
+
+
 def _detect(image: torch.Tensor, detector, threshold: float, min_size: int, select: str, indices: str,
-            max_faces: int, face_size: int = 512) -> tuple[np.ndarray, FaceSet]:
-    frames = batch_to_uint8(image)
-    faces = detect_batch(detector, list(frames), face_size=face_size, score_threshold=threshold or None,
-                         min_size=min_size, select=select,
+            max_faces: int, face_size: int = 512):
+    frames = _frames(image)
+    found = detect_frames(detector, [f.rgb8 for f in frames], score_threshold=threshold or None, min_size=min_size)
+    faces = choose_faces(found, [f.size for f in frames], select=select,
                          indices=parse_indices(indices) if select == "indices" else None,
-                         max_faces=max_faces or None)
+                         max_faces=max_faces or None, face_size=face_size)
     return frames, faces
 
 
@@ -56,10 +75,14 @@ class GFPGANDetectFaces:
 
     def detect(self, image, detector, threshold, select, indices, max_faces, min_size):
         frames, faces = _detect(image, detector, threshold, min_size, select, indices, max_faces)
-        ones = np.full((faces.total, faces.face_size, faces.face_size, 3), 255, np.uint8)
-        _, coverage = paste_batch(list(np.zeros_like(frames)), faces, ones, mask="box")
-        preview = [draw_faces(frame, fs) for frame, fs in zip(frames, faces.faces)]
-        return (faces, _masks_tensor(coverage), uint8_to_batch(preview))
+        s = faces.face_size
+        ones = np.ones((faces.total, s, s, 3), np.float32)
+        masks = mask_faces(faces, ones, mode="box")
+        _, coverage = paste_frames([np.zeros((*f.size, 3), np.float32) for f in frames], faces, ones, masks,
+                                   coverage=True)
+        # every face found, with its number (what 'indices' choose)
+        preview = [draw_faces(f.rgb8, found) for f, found in zip(frames, faces.found)]
+        return _tell(faces.notes, (faces, _masks_tensor(coverage), uint8_to_batch(preview)))
 
 
 class GFPGANCropFaces:
@@ -74,7 +97,7 @@ class GFPGANCropFaces:
         return {"required": {"image": ("IMAGE",), "faces": ("FACES",)}}
 
     def crop(self, image, faces: FaceSet):
-        crops = crop_batch(list(batch_to_uint8(image)), faces)
+        crops = crop_faces([f.rgb8 for f in _frames(image)], faces)
         if len(crops) == 0:  # ComfyUI has no empty IMAGE: one black crop stands for "no face"
             crops = np.zeros((1, faces.face_size, faces.face_size, 3), np.uint8)
         return (uint8_to_batch(crops),)
@@ -104,8 +127,8 @@ class GFPGANRestoreCrops:
         size = model.out_size
         if faces.shape[1:3] != (size, size):
             faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in faces])
-        restored = restore_aligned(model, faces, fidelity=fidelity, batch_size=batch_size,
-                                   on_batch=host.progress(len(faces)))
+        restored = restore_crops(model, faces, fidelity=fidelity, batch_size=batch_size,
+                                 on_batch=host.progress(len(faces)))
         return (uint8_to_batch(restored),)
 
 
@@ -131,13 +154,15 @@ class GFPGANPasteFaces:
         }}
 
     def paste(self, image, faces: FaceSet, crops, mask, feather, visibility, upscale):
-        frames = list(batch_to_uint8(image))
-        crop_array = batch_to_uint8(crops)
+        frames = _frames(image)
+        crop_array = crops.detach().cpu().float().numpy()
+        crop_array = np.repeat(crop_array, 3, axis=-1) if crop_array.shape[-1] == 1 else crop_array[..., :3]
         if faces.total == 0 and len(crop_array) == 1:
             crop_array = crop_array[:0]  # the stand-in crop of a batch without faces
-        images, coverage = paste_batch(frames, faces, crop_array, mask=mask, feather=feather,
+        images, coverage = paste_batch([f.base for f in frames], faces, crop_array, mask=mask, feather=feather,
                                        visibility=visibility, upscale=upscale)
-        return (uint8_to_batch(images), _masks_tensor(coverage))
+        out = np.stack([f.rebuild(i) for f, i in zip(frames, images)])
+        return (torch.from_numpy(np.ascontiguousarray(out, np.float32)), _masks_tensor(coverage))
 
 
 class GFPGANRestoreFaces:
@@ -163,12 +188,26 @@ class GFPGANRestoreFaces:
         }
 
     def run(self, image, model, fidelity, visibility, mask, select, indices, max_faces, upscale, detector=None):
-        detector = detector or load_detector("embedded")
-        frames, faces = _detect(image, detector, 0.0, 0, select, indices, max_faces, face_size=model.out_size)
-        crops = crop_batch(list(frames), faces)
-        restored = restore_aligned(model, crops, fidelity=fidelity, batch_size=1,
-                                   on_batch=host.progress(len(crops)))
-        images, coverage = paste_batch(list(frames), faces, restored, mask=mask, visibility=visibility,
-                                       upscale=upscale)
-        shown = restored if len(restored) else np.zeros((1, model.out_size, model.out_size, 3), np.uint8)
-        return (uint8_to_batch(images), _masks_tensor(coverage), uint8_to_batch(shown))
+        engine = Engine(model, detector=detector or load_detector("embedded"), fidelity=fidelity,
+                        visibility=visibility, mask=mask, select=select,
+                        indices=parse_indices(indices) if select == "indices" else None,
+                        max_faces=max_faces or None, upscale=upscale, coverage=True)
+        bar, shown = None, 0
+
+        def on_progress(stage: str, fraction: float, faces: int) -> None:
+            nonlocal bar, shown
+            if stage != "restore":
+                host.check_interrupt()
+                return
+            if bar is None:
+                bar = host.progress(faces)
+            done = round((fraction - 0.1) / 0.8 * faces)
+            if done > shown:
+                bar(done - shown)
+                shown = done
+
+        result = engine.run(image.detach().cpu().float().numpy(), on_progress=on_progress)
+        restored = result.restored if len(result.restored) else \
+            np.zeros((1, model.out_size, model.out_size, 3), np.uint8)
+        images = torch.from_numpy(np.ascontiguousarray(result.images, np.float32))
+        return _tell(result.notes, (images, _masks_tensor(result.coverage), uint8_to_batch(restored)))
