@@ -70,8 +70,8 @@ UPSCALE = 2
 FACE_SIZE = 512
 
 #: our FaceRestorer stage methods timed inside restore(), and the names they are reported under
-OURS_STAGES = {"align": "align", "restore_crops": "restore", "masks_for": "masks", "paste": "paste",
-               "_background": "background"}
+OURS_STAGES = {"crop": "align", "restore_crops": "restore", "masks_for": "masks", "paste": "paste",
+               "backgrounds": "background"}
 OFFICIAL_STAGES = ("align", "restore", "masks+paste+background")
 
 
@@ -205,12 +205,13 @@ def official_enhance_with_landmarks(restorer, img_bgr: np.ndarray, faces: list[F
 
 
 class StageClock:
-    """Times our :class:`FaceRestorer`'s stage methods inside ``restore()`` (instance-level wrappers)."""
+    """Times the stage methods of our :class:`FaceRestorer`'s engine inside ``restore()`` (instance-level
+    wrappers)."""
 
     def __init__(self, restorer: FaceRestorer):
         self.last: dict[str, float] = {}
         for method, label in OURS_STAGES.items():
-            setattr(restorer, method, self._wrap(getattr(restorer, method), label))
+            setattr(restorer.engine, method, self._wrap(getattr(restorer.engine, method), label))
 
     def _wrap(self, fn: Callable, label: str) -> Callable:
         def timed(*args, **kwargs):

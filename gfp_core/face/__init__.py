@@ -1,5 +1,5 @@
 """Face stages: detection, selection, alignment, paste-back. Each works on its own (the ComfyUI
-nodes call them one by one); :class:`gfp_core.pipeline.FaceRestorer` runs them all."""
+nodes call them one by one); :class:`gfp_core.engine.Engine` runs them all, for every front end."""
 from .types import Face
 
 __all__ = ["Face"]
