@@ -105,7 +105,7 @@ class _Probe:
         target = self.proxy or self.host
         sock: socket.socket | None = None
         try:
-            sock = socket.create_connection((target.host, target.port), timeout=self.timeout)
+            sock = self._connect(target)
             self.connected.set()
             if self.proxy is None:  # ask the host itself for any answer
                 sock.settimeout(self.timeout)
@@ -136,6 +136,27 @@ class _Probe:
                 except OSError:
                     pass
             self.done.set()
+
+    def _connect(self, target: Host) -> socket.socket:
+        """TCP connection to the first address that accepts, IPv4 ones first (a silently dropped IPv6
+        route must not use up the time of a working IPv4 one), all within the probe's timeout."""
+        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        error: BaseException = OSError(f"no address for {target.host}")
+        deadline = self.started + self.timeout
+        for family, kind, proto, _, address in infos:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout("timed out")
+            sock = socket.socket(family, kind, proto)
+            sock.settimeout(remaining)
+            try:
+                sock.connect(address)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+        raise error
 
     def wait(self) -> str | None:
         """None if the host answered, else why not."""
