@@ -18,11 +18,16 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
 
 @torch.inference_mode()
 def restore_aligned(model: nn.Module, faces: np.ndarray, fidelity: float = 1.0, batch_size: int = 4,
-                    randomize_noise: bool = False, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+                    randomize_noise: bool = False, on_batch: Callable[[int], None] | None = None,
+                    should_stop: Callable[[], None] | None = None) -> np.ndarray:
     """Restore aligned RGB crops ``[N,S,S,3]`` (S = the model's size, 512) → uint8 ``[N,S,S,3]``.
 
-    ``on_batch(n)`` is called after each forward pass of ``n`` faces (progress bars; raising in it
-    stops the remaining work, which is how a host application interrupts).
+    ``on_batch(n)`` is called after each forward pass of ``n`` faces (progress bars).
+    ``should_stop()`` is how a host application interrupts (ComfyUI's interrupt, a cancelled
+    request, a time limit): it returns None to go on and raises to stop. It is called before each
+    batch and, inside the forward pass, before every U-Net block and StyleGAN2 resolution (22 times
+    for a 512-px model), so the work stops within a fraction of one forward; its exception
+    propagates to the caller and no later face starts.
     """
     faces = np.asarray(faces)
     if faces.ndim == 3:
@@ -32,9 +37,14 @@ def restore_aligned(model: nn.Module, faces: np.ndarray, fidelity: float = 1.0, 
         raise InvalidImageError(f"aligned faces must be {size}x{size} RGB, got shape {list(faces.shape)}")
     param = next(model.parameters())
     out = np.empty((len(faces), size, size, 3), dtype=np.uint8)
+    # models without stop checks (any forward without ``check``) still run when nobody can stop them
+    stop_checks = {} if should_stop is None else {"check": should_stop}
     for part in _chunks(len(faces), max(1, batch_size)):
+        if should_stop is not None:
+            should_stop()
         x = faces_to_tensor(faces[part], device=param.device, dtype=param.dtype)
-        restored, _ = model(x, return_rgb=False, randomize_noise=randomize_noise, fidelity=fidelity)
+        restored, _ = model(x, return_rgb=False, randomize_noise=randomize_noise, fidelity=fidelity,
+                            **stop_checks)
         out[part] = tensor_to_faces(restored)
         if on_batch is not None:
             on_batch(part.stop - part.start)
