@@ -83,13 +83,13 @@ def test_fused_leaky_relu_indexes_bias_as_the_official_kernel(shape):
 # --- whole GFPGAN models in the official configurations ---
 
 OFFICIAL_TEST = dict(out_size=32, num_style_feat=512, channel_multiplier=1, num_mlp=8, narrow=1, sft_half=True)
-SMALL = dict(out_size=64, num_style_feat=64, channel_multiplier=1, num_mlp=2, narrow=0.5)
+SMALL = dict(out_size=64, num_style_feat=32, channel_multiplier=1, num_mlp=2, narrow=0.25)
 CONFIGS = [
     # the official tests (tests/test_gfpgan_arch.py): a mapping network, one w or one per layer
     *[dict(OFFICIAL_TEST, input_is_latent=False, different_w=dw) for dw in (False, True)],
-    # every combination of the switches, small
-    *[dict(SMALL, input_is_latent=lat, different_w=dw, sft_half=half)
-      for lat in (False, True) for dw in (False, True) for half in (False, True)],
+    # every combination of the latent switches, small; SFT on all channels once
+    *[dict(SMALL, input_is_latent=lat, different_w=dw, sft_half=True) for lat in (False, True) for dw in (False, True)],
+    dict(SMALL, input_is_latent=True, different_w=True, sft_half=False),
     # published layout (w per layer, CS-SFT) at 128 px, narrow
     dict(out_size=128, num_style_feat=64, channel_multiplier=2, num_mlp=2, narrow=0.25, input_is_latent=True,
          different_w=True, sft_half=True),
