@@ -296,11 +296,14 @@ def crop_faces(frames: Sequence[np.ndarray], faces: FaceSet) -> np.ndarray:
 
 
 def restore_crops(model, crops: np.ndarray, *, fidelity: float = 1.0, batch_size: int = 1,
-                  on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-    """Stage 4: the model on aligned crops, ``batch_size`` faces per forward pass → uint8 crops."""
+                  on_batch: Callable[[int], None] | None = None,
+                  should_stop: Callable[[], None] | None = None) -> np.ndarray:
+    """Stage 4: the model on aligned crops, ``batch_size`` faces per forward pass → uint8 crops.
+    ``should_stop()`` raises to cancel; it is asked between the blocks of each forward pass."""
     from .restore import restore_aligned
 
-    return restore_aligned(model, crops, fidelity=fidelity, batch_size=batch_size, on_batch=on_batch)
+    return restore_aligned(model, crops, fidelity=fidelity, batch_size=batch_size, on_batch=on_batch,
+                           should_stop=should_stop)
 
 
 def faces_per_budget(model, budget_mb: int | None) -> int:
@@ -555,9 +558,10 @@ class Engine:
     def crop(self, frames: Sequence[np.ndarray], faces: FaceSet) -> np.ndarray:
         return crop_faces(frames, faces)
 
-    def restore_crops(self, crops: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def restore_crops(self, crops: np.ndarray, on_batch: Callable[[int], None] | None = None,
+                      should_stop: Callable[[], None] | None = None) -> np.ndarray:
         return restore_crops(self.model, crops, fidelity=self.options.fidelity, batch_size=self.batch_size,
-                             on_batch=on_batch)
+                             on_batch=on_batch, should_stop=should_stop)
 
     def masks_for(self, faces: FaceSet, restored: np.ndarray) -> np.ndarray:
         o = self.options
@@ -575,16 +579,22 @@ class Engine:
     # --- all of it ----------------------------------------------------------------------------
 
     def run(self, images: Any, faces: Sequence[Face] | Sequence[Sequence[Face]] | None = None,
-            on_progress: Progress | None = None) -> EngineResult:
+            on_progress: Progress | None = None, should_stop: Callable[[], None] | None = None) -> EngineResult:
         """Restore the chosen faces of one picture or a batch of frames (see the module's docstring
         for what ``images`` may be). ``faces``: restore these (a list per frame, or one list for one
         picture) instead of detecting and choosing. Frames without faces come back unchanged
-        (upscaled if asked) and are counted in ``notes``; no frame fails the batch."""
+        (upscaled if asked) and are counted in ``notes``; no frame fails the batch.
+
+        ``should_stop()`` raises to cancel the run (a host's interrupt, a deadline): it is asked at
+        every stage and between the blocks of every forward pass, so a stop lands within a small
+        part of one face's restoration (bench/bench_interrupt.py)."""
         o = self.options
 
         def report(stage: str, fraction: float, n: int = 0) -> None:
             if on_progress is not None:
                 on_progress(stage, fraction, n)
+            if should_stop is not None:
+                should_stop()
 
         frames, kind = to_frames(images)
         for frame in frames:  # before any heavy work
@@ -607,7 +617,8 @@ class Engine:
             done += n
             report("restore", 0.1 + 0.8 * done / total, total)
 
-        restored = self.restore_crops(crops, on_batch=restored_some) if total else crops.copy()
+        restored = self.restore_crops(crops, on_batch=restored_some, should_stop=should_stop) if total \
+            else crops.copy()
         report("paste", 0.9, total)
         masks = self.masks_for(face_set, restored) if total else np.zeros((0, self.face_size, self.face_size),
                                                                           np.float32)

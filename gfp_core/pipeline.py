@@ -164,8 +164,9 @@ class FaceRestorer:
 
         return align_faces(image, list(faces), face_size=self.face_size)
 
-    def restore_crops(self, crops: np.ndarray, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        return self.engine.restore_crops(crops, on_batch=on_batch)
+    def restore_crops(self, crops: np.ndarray, on_batch: Callable[[int], None] | None = None,
+                      should_stop: Callable[[], None] | None = None) -> np.ndarray:
+        return self.engine.restore_crops(crops, on_batch=on_batch, should_stop=should_stop)
 
     def masks_for(self, restored: np.ndarray, affines: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """Paste masks in crop space, one per face (``affines`` are the faces' own alignments)."""
@@ -191,7 +192,8 @@ class FaceRestorer:
 
     def restore(self, image: np.ndarray | Picture | str | Path, aligned: bool = False,
                 faces: Sequence[Face] | None = None,
-                on_progress: Callable[[str, float], None] | None = None) -> RestoreResult:
+                on_progress: Callable[[str, float], None] | None = None,
+                should_stop: Callable[[], None] | None = None) -> RestoreResult:
         """Restore every chosen face of ``image`` (an array in any supported layout, or a file).
 
         ``aligned``: the image is already an aligned face crop (resized to the model's size if
@@ -199,7 +201,8 @@ class FaceRestorer:
         (e.g. from an earlier :meth:`detect`) instead of detecting and choosing. A photo without a
         face comes back unchanged (upscaled if asked) with ``num_detected == 0``; not an error.
         ``on_progress(stage, fraction)`` hears of each stage ('detect', 'restore', 'paste') with the
-        fraction of the work done; raising in it stops the work.
+        fraction of the work done; raising in it stops the work. ``should_stop()`` raises to cancel,
+        also in the middle of a face's forward pass.
         """
         if isinstance(image, (str, Path)):
             picture = read_picture(image, self.max_pixels)
@@ -210,8 +213,8 @@ class FaceRestorer:
         else:
             picture = image  # arrays go to the engine as they are: float stays float
         if aligned:  # the result is one face crop: nothing to bound
-            return self._restore_aligned_image(picture)
-        result = self.engine.run(picture, faces=faces,
+            return self._restore_aligned_image(picture, should_stop)
+        result = self.engine.run(picture, faces=faces, should_stop=should_stop,
                                  on_progress=None if on_progress is None else lambda s, f, _n: on_progress(s, f))
         chosen = bool(result.faces)
         return RestoreResult(result.image, result.faces, result.crops if chosen else None,
@@ -224,10 +227,11 @@ class FaceRestorer:
         ``max_output_pixels``."""
         self.engine.check_output_size(input_size)
 
-    def _restore_aligned_image(self, picture: Picture) -> RestoreResult:
+    def _restore_aligned_image(self, picture: Picture, should_stop: Callable[[], None] | None = None
+                               ) -> RestoreResult:
         crop = picture.rgb8
         s = self.face_size
         if crop.shape[:2] != (s, s):
             crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_LINEAR if crop.shape[0] < s else cv2.INTER_AREA)
-        restored = self.restore_crops(crop[None])
+        restored = self.restore_crops(crop[None], should_stop=should_stop)
         return RestoreResult(picture.rebuild(restored[0]), [], crop[None], restored, None, None, 1, 1, [0])

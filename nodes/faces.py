@@ -128,7 +128,7 @@ class GFPGANRestoreCrops:
         if faces.shape[1:3] != (size, size):
             faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in faces])
         restored = restore_crops(model, faces, fidelity=fidelity, batch_size=batch_size,
-                                 on_batch=host.progress(len(faces)))
+                                 on_batch=host.progress(len(faces)), should_stop=host.check_interrupt)
         return (uint8_to_batch(restored),)
 
 
@@ -197,7 +197,6 @@ class GFPGANRestoreFaces:
         def on_progress(stage: str, fraction: float, faces: int) -> None:
             nonlocal bar, shown
             if stage != "restore":
-                host.check_interrupt()
                 return
             if bar is None:
                 bar = host.progress(faces)
@@ -206,7 +205,8 @@ class GFPGANRestoreFaces:
                 bar(done - shown)
                 shown = done
 
-        result = engine.run(image.detach().cpu().float().numpy(), on_progress=on_progress)
+        result = engine.run(image.detach().cpu().float().numpy(), on_progress=on_progress,
+                            should_stop=host.check_interrupt)
         restored = result.restored if len(result.restored) else \
             np.zeros((1, model.out_size, model.out_size, 3), np.uint8)
         images = torch.from_numpy(np.ascontiguousarray(result.images, np.float32))

@@ -5,12 +5,16 @@ never in time.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from gfp_core.archs import GFPGANv1Clean
 from gfp_core.restore import restore_aligned
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 class Stop(Exception):
@@ -133,3 +137,35 @@ def test_should_stop_that_never_stops_changes_nothing(tiny_checkpoint):
     assert np.array_equal(plain, checked)
     # per batch: one before it, 3·log2(64) − 5 = 13 in the forward
     assert len(calls) == 2 * (1 + 13)
+
+
+@pytest.mark.heavy
+def test_a_stop_during_a_four_face_photo_lands_inside_the_first_forward(full_model):
+    """The engine (every front end's path) hands ``should_stop`` to the forward pass: a stop requested
+    while the first of four faces is being restored ends the run before that forward completes."""
+    from PIL import Image
+
+    from gfp_core.pipeline import FaceRestorer
+
+    photo = Image.open(ASSETS / "astronaut.jpg").convert("RGB").resize((256, 256))
+    row = np.concatenate([np.asarray(photo)] * 4, axis=1)
+    restorer = FaceRestorer(full_model, detector="embedded", upscale=1)
+    ran, handles = record_blocks(full_model)
+    forwards = []
+    start = full_model.register_forward_pre_hook(lambda *_: forwards.append(len(ran)))
+    stages: list[tuple[str, float]] = []
+
+    def should_stop() -> None:  # the stop is requested once the first face is a third of the way
+        if len(ran) >= 6:
+            raise Stop("interrupted")
+
+    try:
+        with pytest.raises(Stop, match="interrupted"):
+            restorer.restore(row, on_progress=lambda s, f: stages.append((s, f)), should_stop=should_stop)
+    finally:
+        for h in (*handles, start):
+            h.remove()
+    assert restorer.detect(row) and len(restorer.detect(row)) == 4
+    assert forwards == [0]  # one forward started, none completed, the other faces never began
+    assert 6 <= len(ran) <= 8
+    assert ("paste", 0.9) not in stages

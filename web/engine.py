@@ -284,13 +284,16 @@ class RestoreEngine:
                         score_threshold=options.threshold, select=options.faces, indices=indices,
                         face_limit=self.max_faces, limit_reason="this demo's limit")
 
+        stage_now = ["finding faces"]
+
         def on_progress(stage: str, fraction: float, faces: int) -> None:
             text = {"detect": "Finding faces", "paste": "Blending the faces in"}.get(
                 stage, f"Restoring {faces} face{'s' if faces != 1 else ''}")
-            clock.check(text.lower())  # raising here stops the engine between stages and batches
+            stage_now[0] = text.lower()
             tell(0.1 + 0.85 * fraction, text)
 
-        result = engine.run(picture, on_progress=on_progress)
+        # the budget is checked at every stage and between the blocks of every forward pass
+        result = engine.run(picture, on_progress=on_progress, should_stop=lambda: clock.check(stage_now[0]))
         if result.num_found[0]:  # the summary already says when no face was found
             notes += result.notes
         clock.check("blending the faces in")
