@@ -9,16 +9,20 @@ import logging
 import numpy as np
 import torch
 
-from gfp_core.engine import (Engine, FaceSet, choose_faces, crop_faces, detect_frames, mask_faces,
-                             paste_frames, restore_crops, to_frames)
-from gfp_core.face.batch import paste_batch
+from gfp_core.engine import (Engine, FaceSet, background_frames, choose_faces, crop_faces, detect_frames,
+                             mask_faces, paste_frames, restore_crops, to_frames)
+from gfp_core.engine import _check_frames as check_frames
+from gfp_core.errors import GFPError, WeightsNotFoundError
 from gfp_core.face.detection import load_detector
 from gfp_core.face.masks import MASK_MODES
 from gfp_core.face.preview import draw_faces
 from gfp_core.face.select import SELECTIONS, parse_indices
 from gfp_core.image import batch_to_uint8, uint8_to_batch
+from gfp_core.weights.registry import MODELS
 
 from . import host
+from .messages import comfy_errors
+from .upscale import ComfyBackground
 
 log = logging.getLogger("gfpgan.nodes")
 
@@ -26,6 +30,23 @@ SELECT_WIDGETS = {
     "select": (list(SELECTIONS), {"default": "all", "tooltip": "faces are numbered left to right"}),
     "indices": ("STRING", {"default": "0", "tooltip": "for select = indices: e.g. 0,2 (0 = leftmost face)"}),
     "max_faces": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "0 = no limit"}),
+}
+
+
+#: the paste-back mask choices ('parsing' uses the parser input, else ParseNet by its registry name)
+MASK_CHOICES = list(MASK_MODES)
+#: the background choices besides a wired UPSCALE_MODEL: Lanczos, or a registry network
+BACKGROUND_CHOICES = ["lanczos"] + [spec.name for spec in MODELS if spec.kind == "background"]
+#: optional inputs of the nodes that paste (new inputs are optional so saved workflows load unchanged)
+PASTE_OPTIONS = {
+    "parser": ("FACE_PARSER", {"tooltip": "for mask = parsing (Load Face Parser); default: ParseNet"}),
+    "upscale_model": ("UPSCALE_MODEL", {"tooltip": "the background network (core's Load Upscale Model), run in "
+                                                   "tiles; it runs even at upscale 1"}),
+    "background": (BACKGROUND_CHOICES, {"default": "lanczos",
+                                        "tooltip": "without an upscale_model: Lanczos, or a Real-ESRGAN network "
+                                                   "from models/facerestore_models or the Hub"}),
+    "colour_match": ("BOOLEAN", {"default": False,
+                                 "tooltip": "match the restored faces' colours to the original faces"}),
 }
 
 
@@ -55,6 +76,58 @@ def _masks_tensor(masks: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(masks).astype(np.float32))
 
 
+def _parser(mask: str, parser):
+    """The parser for ``mask`` (None unless 'parsing'): the wired one, else a function that loads
+    ParseNet by its registry name when the engine first needs it."""
+    if mask != "parsing" or parser is not None:
+        return parser
+
+    def default():
+        from gfp_core.weights import load_model
+
+        try:
+            return load_model("parsenet", device=host.device("auto"), progress=False)
+        except WeightsNotFoundError as exc:
+            raise WeightsNotFoundError(f"mask = parsing needs a face parser: wire a Load Face Parser node, or "
+                                       f"{str(exc)[0].lower()}{str(exc)[1:]}") from exc
+    return default
+
+
+def _background(upscale_model, background: str, notes: list[str]) -> ComfyBackground | None:
+    """The background network: the wired UPSCALE_MODEL, else a registry one by name, else None (Lanczos)."""
+    if upscale_model is not None:
+        if background != "lanczos":
+            notes.append(f"the wired upscale_model was used for the background, not {background}")
+        return ComfyBackground.from_upscale_model(upscale_model)
+    if background == "lanczos":
+        return None
+    if background not in BACKGROUND_CHOICES:
+        raise GFPError(f"background {background!r} is not one of: {', '.join(BACKGROUND_CHOICES)}")
+    return ComfyBackground.from_registry(background)
+
+
+_default_detectors: dict[str, object] = {}
+
+
+def default_detector(notes: list[str]):
+    """What the detector loader gives by default: RetinaFace ResNet-50 on ComfyUI's device, or, when
+    its weights cannot be had, the embedded detector (the reason goes into ``notes``)."""
+    import warnings
+
+    key = str(host.device("auto"))
+    if key in _default_detectors:
+        return _default_detectors[key]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        detector = load_detector("retinaface_resnet50", device=host.device("auto"))
+    fell_back = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    if fell_back:
+        notes.extend(fell_back)
+    else:  # a fallback is not kept: weights put into the folder later are used on the next run
+        _default_detectors[key] = detector
+    return detector
+
+
 class GFPGANDetectFaces:
     CATEGORY = "GFPGAN"
     RETURN_TYPES = ("FACES", "MASK", "IMAGE")
@@ -73,6 +146,7 @@ class GFPGANDetectFaces:
             "min_size": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": "ignore smaller faces (pixels)"}),
         }}
 
+    @comfy_errors
     def detect(self, image, detector, threshold, select, indices, max_faces, min_size):
         frames, faces = _detect(image, detector, threshold, min_size, select, indices, max_faces)
         s = faces.face_size
@@ -96,6 +170,7 @@ class GFPGANCropFaces:
     def INPUT_TYPES(cls):
         return {"required": {"image": ("IMAGE",), "faces": ("FACES",)}}
 
+    @comfy_errors
     def crop(self, image, faces: FaceSet):
         crops = crop_faces([f.rgb8 for f in _frames(image)], faces)
         if len(crops) == 0:  # ComfyUI has no empty IMAGE: one black crop stands for "no face"
@@ -120,6 +195,7 @@ class GFPGANRestoreCrops:
                                    "tooltip": "faces per forward pass (1 is fastest on CPU)"}),
         }}
 
+    @comfy_errors
     def restore(self, model, crops, fidelity, batch_size):
         import cv2
 
@@ -145,24 +221,48 @@ class GFPGANPasteFaces:
             "image": ("IMAGE",),
             "faces": ("FACES",),
             "crops": ("IMAGE",),
-            "mask": ([m for m in MASK_MODES if m != "parsing"], {"default": "box"}),
+            "mask": (MASK_CHOICES, {"default": "box"}),
             "feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
                                   "tooltip": "extra softening of the mask edge"}),
             "visibility": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
                                      "tooltip": "0 = original face, 1 = pasted face"}),
             "upscale": ("FLOAT", {"default": 1.0, "min": 1.0, "max": 4.0, "step": 0.5}),
-        }}
+        }, "optional": dict(PASTE_OPTIONS)}
 
-    def paste(self, image, faces: FaceSet, crops, mask, feather, visibility, upscale):
+    @comfy_errors
+    def paste(self, image, faces: FaceSet, crops, mask, feather, visibility, upscale, parser=None,
+              upscale_model=None, background="lanczos", colour_match=False):
+        """The engine's mask, colour, background and paste stages, on crops that come from elsewhere."""
+        import cv2
+
         frames = _frames(image)
+        check_frames([f.rgb8 for f in frames], faces)
+        s = faces.face_size
         crop_array = crops.detach().cpu().float().numpy()
         crop_array = np.repeat(crop_array, 3, axis=-1) if crop_array.shape[-1] == 1 else crop_array[..., :3]
         if faces.total == 0 and len(crop_array) == 1:
             crop_array = crop_array[:0]  # the stand-in crop of a batch without faces
-        images, coverage = paste_batch([f.base for f in frames], faces, crop_array, mask=mask, feather=feather,
-                                       visibility=visibility, upscale=upscale)
+        if crop_array.shape[1:3] != (s, s) and len(crop_array):  # masks are made at the set's crop size
+            crop_array = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA if c.shape[0] > s
+                                              else cv2.INTER_LINEAR) for c in crop_array])
+        faces.split(crop_array)  # a wrong number of crops is refused before any work
+        notes: list[str] = []
+        parser = _parser(mask, parser)
+        masks = mask_faces(faces, crop_array, mode=mask, upscale=upscale,
+                           parser=parser() if callable(parser) and not hasattr(parser, "parameters") else parser,
+                           feather=feather)
+        if colour_match and faces.total:
+            from gfp_core.face.colour import match_colour
+
+            originals = crop_faces([f.rgb8 for f in frames], faces)
+            crop_array = np.stack([match_colour(r, c, m) for r, c, m in zip(crop_array, originals, masks)])
+        host.check_interrupt()
+        backgrounds = background_frames([f.base for f in frames], upscale, _background(upscale_model, background,
+                                                                                         notes))
+        images, coverage = paste_frames(backgrounds, faces, crop_array, masks, visibility=visibility,
+                                        upscale=upscale, coverage=True)
         out = np.stack([f.rebuild(i) for f, i in zip(frames, images)])
-        return (torch.from_numpy(np.ascontiguousarray(out, np.float32)), _masks_tensor(coverage))
+        return _tell(notes, (torch.from_numpy(np.ascontiguousarray(out, np.float32)), _masks_tensor(coverage)))
 
 
 class GFPGANRestoreFaces:
@@ -180,16 +280,32 @@ class GFPGANRestoreFaces:
                 "model": ("GFPGAN_MODEL",),
                 "fidelity": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05}),
                 "visibility": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05}),
-                "mask": ([m for m in MASK_MODES if m != "parsing"], {"default": "box"}),
+                "mask": (MASK_CHOICES, {"default": "box"}),
                 **SELECT_WIDGETS,
                 "upscale": ("FLOAT", {"default": 1.0, "min": 1.0, "max": 4.0, "step": 0.5}),
             },
-            "optional": {"detector": ("FACE_DETECTOR", {"tooltip": "default: the embedded detector"})},
+            "optional": {
+                "detector": ("FACE_DETECTOR", {"tooltip": "default: RetinaFace ResNet-50, or the embedded "
+                                                          "detector when its weights cannot be had"}),
+                **PASTE_OPTIONS,
+                "threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                        "tooltip": "0 = the detector's default (0.97 ResNet-50, 0.9 MobileNet)"}),
+                "min_size": ("INT", {"default": 0, "min": 0, "max": 4096,
+                                     "tooltip": "ignore smaller faces (pixels)"}),
+                "feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                                      "tooltip": "extra softening of the mask edge"}),
+            },
         }
 
-    def run(self, image, model, fidelity, visibility, mask, select, indices, max_faces, upscale, detector=None):
-        engine = Engine(model, detector=detector or load_detector("embedded"), fidelity=fidelity,
-                        visibility=visibility, mask=mask, select=select,
+    @comfy_errors
+    def run(self, image, model, fidelity, visibility, mask, select, indices, max_faces, upscale, detector=None,
+            parser=None, upscale_model=None, background="lanczos", colour_match=False, threshold=0.0, min_size=0,
+            feather=0.0):
+        notes: list[str] = []
+        engine = Engine(model, detector=detector or (lambda: default_detector(notes)), parser=_parser(mask, parser),
+                        background=_background(upscale_model, background, notes), fidelity=fidelity,
+                        visibility=visibility, mask=mask, feather=feather, colour_match=colour_match,
+                        score_threshold=threshold or None, min_face_size=min_size, select=select,
                         indices=parse_indices(indices) if select == "indices" else None,
                         max_faces=max_faces or None, upscale=upscale, coverage=True)
         bar, shown = None, 0
@@ -210,4 +326,4 @@ class GFPGANRestoreFaces:
         restored = result.restored if len(result.restored) else \
             np.zeros((1, model.out_size, model.out_size, 3), np.uint8)
         images = torch.from_numpy(np.ascontiguousarray(result.images, np.float32))
-        return _tell(result.notes, (images, _masks_tensor(result.coverage), uint8_to_batch(restored)))
+        return _tell(notes + result.notes, (images, _masks_tensor(result.coverage), uint8_to_batch(restored)))

@@ -1,0 +1,61 @@
+"""gfp_core's messages in ComfyUI's words.
+
+The library's error messages end with what to do next, sometimes naming a command-line flag of the
+CLI (``--device cpu``, ``--max-pixels``); inside ComfyUI those flags mean nothing. ``comfy_errors``
+wraps a node's function so that such hints name the node's inputs (or the environment variable that
+the ComfyUI process reads) instead. The exception keeps its class, so code that catches
+``GFPError`` subclasses still works.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Callable
+
+from gfp_core.errors import GFPError
+
+# (pattern, replacement), applied in order; the last one drops any flag still named
+_REWRITES: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), r) for p, r in (
+    (r"use --device cpu or auto", "choose device cpu or auto on the loader node"),
+    (r"--device ([\w.:]+)", r"device \1 on the loader node"),
+    (r"accept it with --allow-unverified \(allow_unverified=True, or GFP_ALLOW_UNVERIFIED=1\)",
+     "start ComfyUI with the environment variable GFP_ALLOW_UNVERIFIED=1"),
+    (r",? or raise the limit \(--max-output-pixels, max_output_pixels=\) if you have the memory",
+     ""),
+    (r"; raise it \(--max-pixels\) if you have the memory", "; use a smaller image"),
+    (r" \((?:--[\w-]+(?:, )?)+(?:[\w_]+=[\w]*)?\)", ""),   # "(--flag, keyword=)" asides
+    (r" ?\(?--[a-z][\w-]*\)?", ""),
+))
+
+
+def for_comfy(message: str) -> str:
+    """``message`` without command-line flags."""
+    for pattern, replacement in _REWRITES:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def translated(exc: GFPError) -> GFPError:
+    text = str(exc)
+    new = for_comfy(text)
+    if new == text:
+        return exc
+    try:
+        out = type(exc)(new)
+    except Exception:  # an exception class with another signature
+        out = GFPError(new)
+    return out
+
+
+def comfy_errors(fn: Callable) -> Callable:
+    """A node function whose gfp_core errors speak of node inputs, not command-line flags."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GFPError as exc:
+            new = translated(exc)
+            if new is exc:
+                raise
+            raise new from exc
+    return wrapper
