@@ -13,9 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .device import DTYPE_NAMES
+from . import options
 from .errors import GFPError, WeightsNotFoundError
 from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, SUPPORTED_FORMAT_NAMES
+
+#: canonical option names (gfp_core.options) → this command line's flags: messages name the flag
+CLI_WORDS = {
+    "threshold": "--threshold", "fidelity": "--fidelity", "visibility": "--visibility", "upscale": "--upscale",
+    "mask": "--mask", "parser": "--parser", "select": "--select", "indices": "--indices",
+    "max_faces": "--max-faces", "detector": "--detector", "detect_max_side": "--detect-max-side",
+    "min_face_size": "--min-face-size", "background": "--bg-upsampler", "background_tile": "--bg-tile",
+    "device": "--device", "dtype": "--dtype", "model": "--model", "max_pixels": "--max-pixels",
+    "max_output_pixels": "--max-output-pixels", "batch_size": "--batch-size",
+}
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -248,6 +258,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
             result = restorer.restore(picture, aligned=args.aligned)
         except GFPError as exc:
             counts["failed"] += 1
+            options.in_words(exc, CLI_WORDS)
             failures.append(str(exc) if str(path) in str(exc) else f"{path}: {exc}")
             continue
         except Exception as exc:  # keep going: one bad file must not stop a batch
@@ -306,6 +317,11 @@ def _write_results(out: Path, path: Path, target: Path, result, suffix: str) -> 
     return f"{problems[0]}{more}{kept}"
 
 
+def _span(r: options.Range) -> str:
+    """'between 0 and 1' from a range's rule ('must be between 0 and 1')."""
+    return r.describe_rule().removeprefix("must be ")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gfp-core", description="GFPGAN face restoration toolkit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is loaded and from where")
@@ -343,34 +359,40 @@ def build_parser() -> argparse.ArgumentParser:
                     "done), 3 model weights missing.")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder (default: results)")
-    p.add_argument("-m", "--model", default="v1.4", help="model: v1, v1.2, v1.3, v1.4 (default) or a weights file")
-    p.add_argument("-s", "--upscale", type=float, default=2, help="output size factor (default 2, as official)")
+    p.add_argument("-m", "--model", default="v1.4",
+                   help=f"model: {', '.join(options.MODELS.names)} (v1.4 is the default), another registry name "
+                        "or a weights file")
+    p.add_argument("-s", "--upscale", type=float, default=2,
+                   help=f"output size factor, {_span(options.UPSCALE)} (default 2, as official)")
     p.add_argument("--fidelity", type=float, default=1.0,
-                   help="CS-SFT strength: 1 = published model, 0 = generative prior only (default 1)")
+                   help=f"{options.FIDELITY.what}; {_span(options.FIDELITY)} (default 1)")
     p.add_argument("--visibility", type=float, default=1.0,
-                   help="blend of the restored face over the original: 0 = original, 1 = restored (default 1)")
-    p.add_argument("--detector", default="retinaface_resnet50",
-                   choices=["retinaface_resnet50", "retinaface_mobile0.25", "embedded"])
+                   help=f"{options.VISIBILITY.what}, 1 = restored; {_span(options.VISIBILITY)} (default 1)")
+    p.add_argument("--detector", default="retinaface_resnet50", choices=options.DETECTORS.names,
+                   help=options.DETECTORS.help())
     p.add_argument("--threshold", type=float, default=None,
-                   help="detection score threshold, above 0 and at most 1 (default: 0.97 for ResNet-50, "
-                        "0.9 for MobileNet)")
+                   help=f"detection score threshold: {options.THRESHOLD.what}, {_span(options.THRESHOLD)} "
+                        "(default: 0.97 for ResNet-50, 0.9 for MobileNet)")
     p.add_argument("--detect-max-side", type=int, default=1280,
-                   help="detect on a copy whose longest side is at most this (default 1280)")
+                   help="detect on a copy whose longest side is at most this (default 1280; 0 = full size)")
     p.add_argument("--min-face-size", type=float, default=0, help="ignore faces smaller than this (pixels)")
-    p.add_argument("--select", default="all", choices=["all", "largest", "center", "indices"],
-                   help="which faces: all, the largest, the one nearest the centre, or --indices")
+    p.add_argument("--select", default="all", choices=options.SELECTS.names,
+                   help=f"{options.SELECTS.what}: {options.SELECTS.help()} (see --indices)")
     p.add_argument("--indices", help="face indices in reading order (left to right), e.g. 0,2")
     p.add_argument("--max-faces", type=int, help="restore at most this many faces per image")
-    p.add_argument("--mask", default="box", choices=["box", "ellipse", "parsing"], help="paste-back mask")
-    p.add_argument("--parser", default="parsenet", choices=["parsenet", "bisenet"], help="for --mask parsing")
+    p.add_argument("--mask", default="box", choices=options.MASKS.names,
+                   help=f"{options.MASKS.what}: {options.MASKS.help()}")
+    p.add_argument("--parser", default="parsenet", choices=options.PARSERS.names,
+                   help=f"for --mask parsing: {options.PARSERS.help()}")
     p.add_argument("--colour-match", action="store_true", help="match the restored face's colours to the original")
-    p.add_argument("--bg-upsampler", default="lanczos",
-                   choices=["lanczos", "realesrgan_x2plus", "realesr_general_x4v3"],
-                   help="how the background is upscaled (Real-ESRGAN runs in tiles, also on CPU)")
+    p.add_argument("--bg-upsampler", default="lanczos", choices=options.BACKGROUNDS.names,
+                   help=f"{options.BACKGROUNDS.what}: {options.BACKGROUNDS.help()} (Real-ESRGAN runs in tiles, "
+                        "also on CPU)")
     p.add_argument("--bg-tile", type=int, default=400, help="Real-ESRGAN tile size in pixels (0 = whole image)")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: no detection")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--dtype", default="fp32", choices=DTYPE_NAMES)
+    p.add_argument("--device", default="auto",
+                   help=f"{options.DEVICES.what}: {', '.join(options.DEVICE_FORMS)} ({options.DEVICES.help()})")
+    p.add_argument("--dtype", default="fp32", choices=options.DTYPES.names, help=options.DTYPES.help())
     p.add_argument("--exact", action="store_true",
                    help="reference kernels: the official numerics bit for bit (default: faster kernels, "
                         "same result within float rounding)")
@@ -416,10 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WeightsNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3  # distinct, so scripts can tell "weights missing" from other failures
-    except GFPError as exc:
+    except GFPError as exc:  # bad option values name their flag (InvalidOptionError: gfp_core.options)
+        options.in_words(exc, CLI_WORDS)
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # bad option values (device, dtype, fidelity, threshold)
+    except ValueError as exc:  # a value refused outside the option policy
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder named on the command line that cannot be read or written

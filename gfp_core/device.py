@@ -1,16 +1,18 @@
-"""The library's one device/dtype policy: auto = CUDA > MPS > CPU; fp32 unless asked otherwise."""
+"""The library's one device/dtype policy: auto = CUDA > MPS > CPU; fp32 unless asked otherwise.
+
+The names a user may give are defined in :mod:`gfp_core.options` (``DEVICES``, ``DTYPES``). Messages
+name the setting ('device', 'dtype'), never a front end's flag: front ends rename it with
+:func:`gfp_core.options.in_words`.
+"""
 from __future__ import annotations
 
 import torch
 
 from .errors import InvalidOptionError
+from .options import DTYPES, check_dtype, device_error
 
-_DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-}
-DTYPE_NAMES = ("fp32", "fp16", "bf16")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPE_NAMES = DTYPES.names  #: defined in gfp_core.options
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -24,11 +26,12 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise InvalidOptionError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+        resolved = torch.device(device.strip().lower() if isinstance(device, str) else device)
+    except (RuntimeError, TypeError) as exc:
+        raise device_error(device) from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidOptionError(f"device {device!r} was requested but CUDA is not available; use --device cpu or auto")
+        raise InvalidOptionError("{setting} " + repr(device) + " was asked for, but CUDA is not available here; "
+                                 "choose cpu or auto", setting="device", value=device, allowed=("auto", "cpu"))
     return resolved
 
 
@@ -40,15 +43,14 @@ def resolve_dtype(dtype: str | torch.dtype | None = None, device: torch.device |
     """
     if isinstance(dtype, torch.dtype):
         if dtype not in _DTYPES.values():
-            raise InvalidOptionError(f"unsupported dtype {dtype}; use one of {', '.join(DTYPE_NAMES)}")
+            raise InvalidOptionError("unsupported {setting} " + str(dtype) + "; use one of " + ", ".join(DTYPE_NAMES),
+                                     setting="dtype", value=dtype, allowed=DTYPE_NAMES)
         resolved = dtype
     elif dtype is None:
         resolved = torch.float32
     else:
-        try:
-            resolved = _DTYPES[str(dtype).lower()]
-        except KeyError:
-            raise InvalidOptionError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}") from None
+        resolved = _DTYPES[check_dtype(dtype)]
     if resolved is torch.float16 and device is not None and device.type == "cpu":
-        raise InvalidOptionError("fp16 is not supported on the CPU (no fast fp16 kernels there); use bf16 or fp32")
+        raise InvalidOptionError("fp16 is not supported on the CPU (no fast fp16 kernels there); use {setting} bf16 "
+                                 "or fp32", setting="dtype", value=dtype, allowed=("fp32", "bf16"))
     return resolved

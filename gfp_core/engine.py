@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import FaceSelectionError, InvalidImageError, InvalidOptionError
+from .errors import FaceSelectionError, InvalidImageError
 from .face.detection import MIN_EYE_DISTANCE
 from .face.types import Face
 from .image import DEFAULT_MAX_OUTPUT_PIXELS, Picture, as_uint8, megapixels, to_picture
@@ -415,30 +415,31 @@ class EngineOptions:
     max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS
 
     def __post_init__(self) -> None:
-        from .archs.sft import check_fidelity
-        from .face.detection import check_score_threshold
-        from .face.masks import MASK_MODES
-        from .face.select import SELECTIONS
+        """Every option checked by :mod:`gfp_core.options` (one policy for every front end); a bad
+        one raises :class:`InvalidOptionError` naming its canonical setting (``exc.setting``)."""
+        from . import options as o
 
-        if self.mask not in MASK_MODES:
-            raise InvalidOptionError(f"unknown mask mode {self.mask!r}; use one of {', '.join(MASK_MODES)}")
-        if not 0 <= self.visibility <= 1:
-            raise InvalidOptionError(f"visibility must be between 0 and 1, got {self.visibility}")
-        if not 1 <= self.upscale <= 8:
-            raise InvalidOptionError(f"upscale must be between 1 and 8, got {self.upscale}")
+        o.MASKS.check(self.mask)
+        o.FEATHER.check(self.feather)
+        o.VISIBILITY.check(self.visibility)
+        o.UPSCALE.check(self.upscale)
         if self.score_threshold is not None:
-            check_score_threshold(self.score_threshold)
-        if not self.max_output_pixels >= 1:
-            raise InvalidOptionError(f"max_output_pixels must be a positive number of pixels, got {self.max_output_pixels}")
-        check_fidelity(self.fidelity)
-        if self.select not in SELECTIONS:
-            raise FaceSelectionError(f"unknown face choice {self.select!r}; use one of {', '.join(SELECTIONS)}")
-        if self.max_faces is not None and self.max_faces < 1:
-            raise FaceSelectionError(f"max_faces must be at least 1, got {self.max_faces}")
-        if self.face_limit is not None and self.face_limit < 1:
-            raise InvalidOptionError(f"face_limit must be at least 1, got {self.face_limit}")
+            o.THRESHOLD.check(self.score_threshold)
+        o.DETECT_MAX_SIDE.check(self.detect_max_side)
+        o.MIN_FACE_SIZE.check(self.min_face_size)
+        o.EYE_DISTANCE.check(self.min_eye_distance)
+        o.MAX_OUTPUT_PIXELS.check(self.max_output_pixels)
+        o.FIDELITY.check(self.fidelity)
+        o.SELECTS.check(self.select)
+        o.MAX_FACES.check(self.max_faces)
+        o.FACE_LIMIT.check(self.face_limit)
+        o.MEMORY_BUDGET_MB.check(self.memory_budget_mb)
         if self.indices is not None:
-            object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
+            try:
+                object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
+            except (TypeError, ValueError):
+                raise FaceSelectionError("face indices must be whole numbers, got " + o.shown(self.indices),
+                                         setting="indices", value=self.indices) from None
 
 
 @dataclass

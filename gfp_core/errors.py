@@ -1,6 +1,8 @@
 """The one exception family for errors a user can cause. Every message says what to do next."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class GFPError(Exception):
     """Base class: bad input, unknown model, missing or unsafe weights."""
@@ -30,9 +32,40 @@ class InvalidImageError(GFPError, ValueError):
     """An image that cannot be read or used."""
 
 
-class FaceSelectionError(GFPError, ValueError):
-    """A face choice that does not fit the faces found (e.g. an index out of range)."""
-
-
 class InvalidOptionError(GFPError, ValueError):
-    """An option outside its range or choices (threshold, fidelity, upscale, device, limits)."""
+    """An option outside its range or choices (threshold, fidelity, upscale, mask, device, limits).
+
+    ``setting``: the option's canonical name (see :mod:`gfp_core.options`), ``value``: what was
+    given, ``allowed``: the choices or ``(low, high)`` bounds. A message may name its setting with
+    the placeholder ``{setting}``; it then reads with the canonical name, and a front end can
+    rename it to its own word (a flag, a label) with :func:`gfp_core.options.in_words`.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None, value: Any = None, allowed: Any = None) -> None:
+        self.template = message
+        self.setting = setting
+        self.value = value
+        self.allowed = allowed
+        self.word = setting
+        super().__init__(self._text(setting))
+
+    def _text(self, word: str | None) -> str:
+        return self.template.replace("{setting}", word or self.setting or "option")
+
+    def say(self, word: str | None) -> None:
+        """Name the setting ``word`` in the message (None: the canonical name)."""
+        self.word = word or self.setting
+        self.args = (self._text(self.word), *self.args[1:])
+
+    def __reduce__(self):  # keeps setting, value and words across processes
+        return _rebuild, (type(self), self.template, self.setting, self.value, self.allowed, self.word)
+
+
+def _rebuild(cls, template, setting, value, allowed, word):
+    exc = cls(template, setting=setting, value=value, allowed=allowed)
+    exc.say(word)
+    return exc
+
+
+class FaceSelectionError(InvalidOptionError):
+    """A face choice that is unknown or does not fit the faces found (e.g. an index out of range)."""

@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from .background import BackgroundUpsampler
+from .device import resolve_device, resolve_dtype
 from .engine import FACE_FORWARD_MIB, Engine, EngineOptions, background_frames, given_faces, paste_frames
-from .errors import InvalidOptionError
-from .face.detection import MIN_EYE_DISTANCE, FaceDetector, check_score_threshold
+from .face.detection import MIN_EYE_DISTANCE, FaceDetector
 from .face.types import Face
+from .options import BACKGROUND_TILE, DETECTORS, MAX_PIXELS, PARSERS, THRESHOLD, UPSCALE, VISIBILITY
 from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, Picture, read_picture, to_picture
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,26 @@ class FaceRestorer:
                  allow_unverified: bool | None = None, download: bool = True, exact: bool = False):
         from .weights import load_model
 
+        # every option is checked here, before any model is loaded (gfp_core.options: one policy)
         if score_threshold is not None:
-            score_threshold = check_score_threshold(score_threshold)  # before any model is loaded
-        if not max_pixels >= 1:
-            raise InvalidOptionError(f"max_pixels must be a positive number of pixels, got {max_pixels}")
-        # every option is checked here, before any model is loaded
+            score_threshold = THRESHOLD.check(score_threshold)
+        MAX_PIXELS.check(max_pixels)
+        BACKGROUND_TILE.check(background_tile)
+        if isinstance(detector, str):
+            DETECTORS.check(detector.strip().lower())
+        if isinstance(parser, str):
+            PARSERS.check(parser)
+        if isinstance(background, str) and background != "lanczos":
+            from . import options
+            from .weights.registry import find_spec
+
+            spec = find_spec(background)
+            if spec is None or spec.kind != "background":
+                options.BACKGROUNDS.check(background)
+        if not isinstance(model, nn.Module):
+            resolve_dtype(dtype, resolve_device(device))
         self.options = EngineOptions(
-            upscale=float(upscale), fidelity=fidelity, visibility=float(visibility), mask=mask,
+            upscale=UPSCALE.check(upscale), fidelity=fidelity, visibility=VISIBILITY.check(visibility), mask=mask,
             colour_match=colour_match, score_threshold=score_threshold, detect_max_side=detect_max_side,
             min_face_size=min_face_size, min_eye_distance=min_eye_distance, select=select,
             indices=tuple(indices) if indices else None, max_faces=max_faces, memory_budget_mb=memory_budget_mb,

@@ -256,7 +256,9 @@ spec = importlib.util.spec_from_file_location("gfp_toolkit", {str(root / "__init
 pack = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = pack
 spec.loader.exec_module(pack)
-assert len(pack.NODE_CLASS_MAPPINGS) == 7, pack.NODE_CLASS_MAPPINGS
+assert {{"GFPGANModelLoader", "GFPGANFaceDetectorLoader", "GFPGANDetectFaces", "GFPGANCropFaces",
+        "GFPGANRestoreCrops", "GFPGANPasteFaces", "GFPGANRestoreFaces"}} <= set(pack.NODE_CLASS_MAPPINGS), \
+    pack.NODE_CLASS_MAPPINGS
 assert sys.modules["gfp_core"].__file__.startswith({str(root)!r})
 assert not hasattr(sys.modules["nodes"], "NODE_CLASS_MAPPINGS")  # ComfyUI's nodes untouched
 assert {str(root)!r} not in sys.path

@@ -166,6 +166,5 @@ def test_detection_threshold_out_of_range_is_refused_before_loading(tmp_path, va
     result = run_restore(str(tmp_path / "a.png"), "--threshold", value, "-m", str(tmp_path / "missing.pth"),
                          "-o", str(tmp_path / "out"), tmp_path=tmp_path)
     assert result.returncode == 2  # not 3: the missing weights were never looked for
-    assert result.stderr.startswith("error: the detection threshold is a face probability and must be above 0 "
-                                    "and at most 1")
+    assert result.stderr.startswith(f"error: --threshold must be above 0 and at most 1, got {value}")
     assert not (tmp_path / "out").exists()

@@ -113,7 +113,7 @@ def test_results_over_the_output_limit_are_refused_before_any_work(tiny_checkpoi
 
 def test_bad_limits_and_thresholds_fail_before_models_load(tmp_path):
     missing = tmp_path / "missing.pth"  # loading it would raise WeightsNotFoundError
-    with pytest.raises(ValueError, match="detection threshold .* must be above 0 and at most 1.*got -5"):
+    with pytest.raises(ValueError, match="^threshold must be above 0 and at most 1, got -5 .*face probability"):
         FaceRestorer(missing, score_threshold=-5)
     with pytest.raises(ValueError, match="max_output_pixels must be a positive number of pixels, got 0"):
         FaceRestorer(missing, max_output_pixels=0)

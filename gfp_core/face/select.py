@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..errors import FaceSelectionError
+from ..options import MAX_FACES, SELECTS, shown
 from .types import Face
 
-SELECTIONS = ("all", "largest", "center", "indices")
+SELECTIONS = SELECTS.names  #: defined in gfp_core.options
 
 
 def reading_order(faces: Sequence[Face]) -> list[Face]:
@@ -33,19 +34,19 @@ def select_faces(faces: Sequence[Face], image_size: tuple[int, int], mode: str =
     'center' default to one face). ``image_size`` is ``(height, width)``.
     """
     ordered = reading_order(faces)
-    if mode not in SELECTIONS:
-        raise FaceSelectionError(f"unknown face choice {mode!r}; use one of {', '.join(SELECTIONS)}")
-    if max_faces is not None and max_faces < 1:
-        raise FaceSelectionError(f"max_faces must be at least 1, got {max_faces}")
+    SELECTS.check(mode)
+    max_faces = MAX_FACES.check(max_faces)
     if mode == "indices":
         if not indices:
-            raise FaceSelectionError("face choice 'indices' needs at least one index")
+            raise FaceSelectionError("{setting} 'indices' needs at least one face index", setting="select",
+                                     value=indices)
         chosen: list[Face] = []
         for i in indices:
             if not -len(ordered) <= i < len(ordered):
                 found = f"{len(ordered)} faces were found (indices 0 to {len(ordered) - 1})" if ordered \
                     else "no face was found"
-                raise FaceSelectionError(f"face index {i} is out of range: {found}")
+                raise FaceSelectionError(f"face index {i} is out of range: {found}", setting="indices", value=i,
+                                         allowed=(-len(ordered), len(ordered) - 1) if ordered else ())
             if all(ordered[i] is not c for c in chosen):
                 chosen.append(ordered[i])
         ranked = chosen
@@ -71,4 +72,5 @@ def parse_indices(text: str) -> list[int]:
     try:
         return [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
-        raise FaceSelectionError(f"face indices must be whole numbers separated by commas, got {text!r}") from None
+        raise FaceSelectionError(f"face indices must be whole numbers separated by commas, got {shown(text)}",
+                                 setting="indices", value=text) from None
