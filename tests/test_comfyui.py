@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_OUTPUTS = {
     "GFPGANModelLoader": ("GFPGAN_MODEL",),
     "GFPGANFaceDetectorLoader": ("FACE_DETECTOR",),
+    "GFPGANFaceParserLoader": ("FACE_PARSER",),
     "GFPGANDetectFaces": ("FACES", "MASK", "IMAGE"),
     "GFPGANCropFaces": ("IMAGE",),
     "GFPGANRestoreCrops": ("IMAGE",),
@@ -34,19 +35,26 @@ EXPECTED_OUTPUTS = {
 EXPECTED_INPUT_TYPES = {
     "GFPGANModelLoader": set(),
     "GFPGANFaceDetectorLoader": set(),
+    "GFPGANFaceParserLoader": set(),
     "GFPGANDetectFaces": {"IMAGE", "FACE_DETECTOR"},
     "GFPGANCropFaces": {"FACES"},
     "GFPGANRestoreCrops": {"GFPGAN_MODEL", "IMAGE"},
-    "GFPGANPasteFaces": {"IMAGE", "FACES"},
-    "GFPGANRestoreFaces": {"GFPGAN_MODEL", "IMAGE"},
+    "GFPGANPasteFaces": {"IMAGE", "FACES", "FACE_PARSER", "UPSCALE_MODEL"},
+    "GFPGANRestoreFaces": {"GFPGAN_MODEL", "IMAGE", "FACE_DETECTOR", "FACE_PARSER", "UPSCALE_MODEL"},
 }
 #: node class -> input names that saved workflows refer to
 EXPECTED_INPUT_NAMES = {
     "GFPGANModelLoader": {"model_name", "device"},
     "GFPGANFaceDetectorLoader": {"detector", "device"},
+    "GFPGANFaceParserLoader": {"parser_name", "device"},
+    "GFPGANPasteFaces": {"image", "faces", "crops", "mask", "feather", "visibility", "upscale", "parser",
+                         "upscale_model", "background", "colour_match"},
+    "GFPGANRestoreFaces": {"image", "model", "fidelity", "visibility", "mask", "select", "indices", "max_faces",
+                           "upscale", "detector", "parser", "upscale_model", "background", "colour_match",
+                           "threshold", "min_size", "feather"},
 }
 WORKFLOWS = sorted((ROOT / "example_workflows").glob("*_api.json"))  # X.json: UI format (browser test)
-LINK_TYPES = {"IMAGE", "MASK", "GFPGAN_MODEL", "FACE_DETECTOR", "FACES"}
+LINK_TYPES = {"IMAGE", "MASK", "GFPGAN_MODEL", "FACE_DETECTOR", "FACES", "FACE_PARSER", "UPSCALE_MODEL"}
 WIDGET_TYPES = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}
 
 
@@ -364,3 +372,133 @@ def test_a_batch_of_frames_with_and_without_faces(comfy, astronaut, tiny_model):
     assert np.abs(frames[1].astype(int) - 0x80).max() <= 1  # the frame without a face is unchanged
     second_mask = masks[1] if masks[1].ndim == 2 else masks[1][..., 0]
     assert second_mask.max() == 0
+
+
+# ------------------------------------------------------ the whole engine: parsing, background, colour
+@pytest.fixture(scope="module")
+def parser_file(comfy) -> str:
+    """Seeded random ParseNet weights under the release name in models/facerestore_models (the
+    registry's SHA-256 cannot match: the loader takes a file picked from the folder as it is)."""
+    from gfp_core.synthetic import write_random_checkpoint
+
+    dest = comfy.models_dir / "facerestore_models" / "parsing_parsenet.pth"
+    if not dest.exists():
+        write_random_checkpoint("parsenet", dest, seed=21)
+    return dest.name
+
+
+@pytest.fixture(scope="module")
+def upscale_model_file(comfy) -> str:
+    """Seeded random Real-ESRGAN x2plus weights in models/upscale_models, for core's Load Upscale Model."""
+    from gfp_core.synthetic import write_random_checkpoint
+
+    folder = comfy.models_dir / "upscale_models"
+    folder.mkdir(exist_ok=True)
+    dest = folder / "RealESRGAN_x2plus.pth"
+    if not dest.exists():
+        write_random_checkpoint("realesrgan_x2plus", dest, seed=22)
+    return dest.name
+
+
+def differs(graph: dict, node_id: str, a: list, b: list, prefix: str) -> None:
+    """Nodes (ComfyUI's core ones only) that save a mask which is white wherever the float IMAGEs ``a``
+    and ``b`` differ at all, in any channel: |a - b| summed over channels, thresholded at 0. Floats
+    are compared inside the server, where an 8-bit PNG could not tell them apart."""
+    masks = []
+    for order, (x, y) in enumerate(((a, b), (b, a))):  # ImageBlend's difference is a - b clamped at 0
+        diff = f"{node_id}_d{order}"
+        graph[diff] = {"class_type": "ImageBlend", "inputs": {"image1": x, "image2": y, "blend_factor": 1.0,
+                                                              "blend_mode": "difference"}}
+        for channel in ("red", "green", "blue"):
+            graph[f"{diff}_{channel}"] = {"class_type": "ImageToMask", "inputs": {"image": [diff, 0],
+                                                                                  "channel": channel}}
+            masks.append([f"{diff}_{channel}", 0])
+    total = masks[0]
+    for k, mask in enumerate(masks[1:]):
+        graph[f"{node_id}_sum{k}"] = {"class_type": "MaskComposite", "inputs": {
+            "destination": total, "source": mask, "x": 0, "y": 0, "operation": "add"}}
+        total = [f"{node_id}_sum{k}", 0]
+    graph[f"{node_id}_any"] = {"class_type": "ThresholdMask", "inputs": {"mask": total, "value": 0.0}}
+    save_mask(graph, node_id, [f"{node_id}_any", 0], prefix)
+
+
+def test_the_whole_engine_on_a_float_batch(comfy, astronaut, full_size_model, parser_file, upscale_model_file):
+    """Three float frames (a face, no face, a face; values between 8-bit levels) through the stage chain
+    and through GFPGANRestoreFaces with select = indices, the parsing mask (Load Face Parser), colour
+    matching and, in a third run, a background from core's Load Upscale Model: all succeed; at
+    upscale 1 without a background network the faceless frame comes back exactly (compared in float
+    inside the server); the nodes' notes reach the history."""
+    name, img = astronaut
+    g: dict = {"photo": {"class_type": "LoadImage", "inputs": {"image": name}}}
+    g["small"] = {"class_type": "ImageScale", "inputs": {"image": ["photo", 0], "upscale_method": "area",
+                                                        "width": 256, "height": 256, "crop": "disabled"}}
+    g["grey"] = {"class_type": "EmptyImage", "inputs": {"width": 256, "height": 256, "batch_size": 1,
+                                                       "color": 0x6A7B8C}}
+    # 0.9·photo + 0.1·grey: floats between 8-bit levels
+    g["face"] = {"class_type": "ImageBlend", "inputs": {"image1": ["small", 0], "image2": ["grey", 0],
+                                                       "blend_factor": 0.1, "blend_mode": "normal"}}
+    g["corner"] = {"class_type": "ImageCrop", "inputs": {"image": ["photo", 0], "width": 160, "height": 160,
+                                                        "x": 352, "y": 352}}  # the suit: no face
+    g["corner_f"] = {"class_type": "ImageBlend", "inputs": {"image1": ["corner", 0], "image2": ["corner", 0],
+                                                           "blend_factor": 0.0, "blend_mode": "normal"}}
+    g["two"] = {"class_type": "ImageBatch", "inputs": {"image1": ["face", 0], "image2": ["corner_f", 0]}}
+    g["frames"] = {"class_type": "ImageBatch", "inputs": {"image1": ["two", 0], "image2": ["face", 0]}}
+    g["faceless"] = {"class_type": "ImageFromBatch", "inputs": {"image": ["frames", 0], "batch_index": 1,
+                                                               "length": 1}}
+    g.update(loaders(comfy, full_size_model))
+    g["parser"] = node(comfy, "GFPGANFaceParserLoader", {}, {"parser_name": parser_file, "device": "cpu"})
+    g["upscaler"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": upscale_model_file}}
+    frames, model, parser = ["frames", 0], ["model", 0], ["parser", 0]
+    options = {"select": "indices", "indices": "0", "mask": "parsing", "colour_match": True}
+
+    # the stage chain
+    g["detect"] = node(comfy, "GFPGANDetectFaces", {"IMAGE": frames, "FACE_DETECTOR": ["detector", 0]},
+                       {"select": "indices", "indices": "0"})
+    g["crop"] = node(comfy, "GFPGANCropFaces", {"FACES": ["detect", 0], "IMAGE": frames})
+    g["restore_crops"] = node(comfy, "GFPGANRestoreCrops", {"IMAGE": ["crop", 0], "GFPGAN_MODEL": model})
+    g["paste"] = node(comfy, "GFPGANPasteFaces", {"FACES": ["detect", 0], "FACE_PARSER": parser},
+                      {"image": frames, "crops": ["restore_crops", 0], "mask": "parsing", "colour_match": True})
+    # the all-in-one node, no detector wired: the detector loader's default (offline: the embedded one)
+    g["all"] = node(comfy, "GFPGANRestoreFaces", {"IMAGE": frames, "GFPGAN_MODEL": model, "FACE_PARSER": parser},
+                    options)
+    # again with a background network, at upscale 2
+    g["all_bg"] = node(comfy, "GFPGANRestoreFaces", {"IMAGE": frames, "GFPGAN_MODEL": model, "FACE_PARSER": parser,
+                                                     "UPSCALE_MODEL": ["upscaler", 0]}, {**options, "upscale": 2.0})
+    for source in ("paste", "all"):
+        g[f"{source}_faceless"] = {"class_type": "ImageFromBatch", "inputs": {"image": [source, 0],
+                                                                             "batch_index": 1, "length": 1}}
+        differs(g, f"diff_{source}", [f"{source}_faceless", 0], ["faceless", 0], f"whole/diff_{source}")
+    g["save_input"] = save(frames, "whole/input")
+    g["save_paste"] = save(["paste", 0], "whole/paste")
+    g["save_all"] = save(["all", 0], "whole/all")
+    g["save_all_faces"] = save(["all", 2], "whole/all_faces")
+    g["save_bg"] = save(["all_bg", 0], "whole/background")
+    entry = comfy.run(g, timeout=600)
+
+    inputs = [decode(b) for b in comfy.output_images(entry, "save_input")]
+    pasted = [decode(b) for b in comfy.output_images(entry, "save_paste")]
+    all_in_one = [decode(b) for b in comfy.output_images(entry, "save_all")]
+    assert len(inputs) == len(pasted) == len(all_in_one) == 3
+    for source in ("paste", "all"):
+        [diff] = [decode(b) for b in comfy.output_images(entry, f"diff_{source}")]
+        assert diff.max() == 0, f"{source}: {(diff > 0).sum()} pixels of the faceless frame changed"
+    for out in (pasted, all_in_one):
+        assert np.array_equal(out[1], inputs[1])  # the 8-bit rendering agrees as well
+        for k in (0, 2):  # the face (index 0) was restored: random weights change it
+            changed = np.abs(out[k].astype(int) - inputs[k].astype(int)).max(axis=-1)
+            assert (changed[:150, 50:175] > 8).sum() > 300, f"frame {k}: the face was not restored"
+            assert changed[200:].max() <= 1 and changed[:, 200:].max() <= 1, f"frame {k}: pixels away from it changed"
+    # the stage chain pastes colour-matched crops in float, the engine rounds them to 8 bits first
+    for p, a in zip(pasted, all_in_one):
+        assert np.abs(p.astype(int) - a.astype(int)).max() <= 2
+    faces = [decode(b) for b in comfy.output_images(entry, "save_all_faces")]
+    assert len(faces) == 2 and all(f.shape == (512, 512, 3) for f in faces)  # face 0 of frames 0 and 2
+
+    backgrounds = [decode(b) for b in comfy.output_images(entry, "save_bg")]
+    assert len(backgrounds) == 3 and all(b.shape == (512, 512, 3) for b in backgrounds)
+    bg_notes = entry["outputs"]["all_bg"]["text"]
+    assert any("with only the background upscaled" in n for n in bg_notes), bg_notes
+
+    notes = entry["outputs"]["all"]["text"]  # shown under the node
+    assert any("1 of 3 frames had no face" in n for n in notes), notes
+    assert any("embedded" in n for n in notes), notes  # why the default detector was not used
