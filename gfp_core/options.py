@@ -224,10 +224,11 @@ class Range:
             left = f"above {_num(lo)}" if self.low_open else f"at least {_num(lo)}"
             right = f"below {_num(hi)}" if self.high_open else f"at most {_num(hi)}"
             return f"must be {kind}{left} and {right}"
+        of = "of " if kind else ""
         if lo is not None:
-            return f"must be {kind}{'above' if self.low_open else 'at least'} {_num(lo)}"
+            return f"must be {kind}{'above' if self.low_open else of + 'at least'} {_num(lo)}"
         if hi is not None:
-            return f"must be {kind}{'below' if self.high_open else 'at most'} {_num(hi)}"
+            return f"must be {kind}{'below' if self.high_open else of + 'at most'} {_num(hi)}"
         return f"must be {kind or 'a number'}".rstrip()
 
     def __contains__(self, value: object) -> bool:

@@ -68,10 +68,10 @@ def test_limits_are_explained(engine, tmp_path):
         engine.restore(big, RestoreOptions(**FAST))
     with pytest.raises(InvalidImageError, match="would be 2048x2048 pixels.*choose a smaller upscale"):
         engine.restore(PHOTO, RestoreOptions(**{**FAST, "upscale": 4}))
-    for bad, message in [({"fidelity": 1.5}, "fidelity must be between 0 and 1"),
-                         ({"upscale": 2.5}, "upscale must be a whole number from 1 to 4, got 2.5"),
-                         ({"upscale": 3.5}, "upscale must be a whole number from 1 to 4, got 3.5"),
-                         ({"output_format": "gif"}, "output_format must be one of png, jpeg, webp")]:
+    for bad, message in [({"fidelity": 1.5}, "Fidelity must be between 0 and 1"),
+                         ({"upscale": 2.5}, "Upscale must be a whole number from 1 to 4, got 2.5"),
+                         ({"upscale": 3.5}, "Upscale must be a whole number from 1 to 4, got 3.5"),
+                         ({"output_format": "gif"}, "Download format must be one of png, jpeg, webp")]:
         with pytest.raises(InvalidOptionError, match=message):
             engine.restore(PHOTO, RestoreOptions(**{**FAST, **bad}))
 

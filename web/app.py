@@ -20,13 +20,12 @@ from typing import Any
 
 import gradio as gr
 
+from gfp_core import options
 from gfp_core.errors import GFPError, InvalidImageError, WeightsNotFoundError
-from gfp_core.face.detection import DETECTOR_NAMES
-from gfp_core.face.masks import MASK_MODES
 
 from .accelerator import on_accelerator, restore_job, use_engine
-from .engine import (BACKGROUND_CHOICES, FORMAT_SUFFIXES, MODEL_CHOICES, InvalidOptionError, RestoreEngine,
-                     RestoreOptions, RestoreOutcome, one_line, short)
+from .engine import (FORMAT_SUFFIXES, LABELS, MODEL_CHOICES, InvalidOptionError,
+                     RestoreEngine, RestoreOptions, RestoreOutcome, one_line, short)
 from .settings import WebSettings, file_size_bytes, parse_settings
 
 log = logging.getLogger("web")
@@ -69,14 +68,27 @@ SHOW_RESULT_JS = """() => { if (window.innerWidth <= 640) {
 UPLOAD_LOST = "The photo did not arrive; upload it again."
 FAILED = "The restore failed on the server (the error was logged). Try again, or other settings."
 
-FACE_LABELS = [("All faces", "all"), ("The largest face", "largest"), ("The face nearest the centre", "center"),
-               ("Faces by number", "indices")]
-MASK_LABELS = [("Face parsing (follows hair and skin)", "parsing"), ("Ellipse around the landmarks", "ellipse"),
-               ("Feathered square (the original GFPGAN)", "box")]
-BACKGROUND_LABELS = [("Lanczos resize (fast)", "lanczos"), ("Real-ESRGAN x2plus", "realesrgan_x2plus"),
-                     ("Real-ESRGAN general x4v3", "realesr_general_x4v3")]
-assert sorted(v for _, v in MASK_LABELS) == sorted(MASK_MODES)
-assert [v for _, v in BACKGROUND_LABELS] == list(BACKGROUND_CHOICES)
+#: how the page names some choices; the choices themselves (which, and their order) are gfp_core.options',
+#: and a choice without a name here shows its description from there
+_SHOWN = {"all": "All faces", "largest": "The largest face", "center": "The face nearest the centre",
+          "indices": "Faces by number", "parsing": "Face parsing (follows hair and skin)",
+          "ellipse": "Ellipse around the landmarks", "box": "Feathered square (the original GFPGAN)",
+          "lanczos": "Lanczos resize (fast)", "realesrgan_x2plus": "Real-ESRGAN x2plus",
+          "realesr_general_x4v3": "Real-ESRGAN general x4v3"}
+
+
+def _labelled(choices: options.Choices) -> list[tuple[str, str]]:
+    return [(_SHOWN.get(name) or choices.describe(name).capitalize(), name) for name in choices.names]
+
+
+FACE_LABELS = _labelled(options.SELECTS)
+MASK_LABELS = _labelled(options.MASKS)
+BACKGROUND_LABELS = _labelled(options.BACKGROUNDS)
+
+
+def _slider(r: options.Range) -> tuple[float, float]:
+    """A range's ends as a slider's minimum and maximum."""
+    return r.low, r.high
 
 
 class UploadError(InvalidImageError):
@@ -174,6 +186,7 @@ def _file_name(path: str) -> str:
 def _refuse(what: str, exc: Exception, path: Path | None, name: str) -> gr.Error:
     """The page's error for ``exc``, logged: user errors in one line, anything else with its traceback."""
     if isinstance(exc, GFPError):
+        options.in_words(exc, LABELS)  # a refused option is named by its control
         log.warning("%s refused (%s): %s", what, name or "no photo", one_line(str(exc)))
         return gr.Error(visitor_message(exc, path, name), duration=TOAST_SECONDS, print_exception=False)
     log.error("%s of %s failed", what, name or "no photo", exc_info=exc)
@@ -181,10 +194,12 @@ def _refuse(what: str, exc: Exception, path: Path | None, name: str) -> gr.Error
 
 
 def _number(name: str, value: Any) -> float:
+    """``value`` as a number; ``name``: the setting's canonical name (the message names its control)."""
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise InvalidOptionError(f"{name} must be a number, got {short(value)}") from None
+        raise options.in_words(InvalidOptionError(f"{{setting}} must be a number, got {short(value)}", setting=name,
+                                                  value=value), LABELS) from None
 
 
 def make_options(model: Any, fidelity: Any, visibility: Any, upscale: Any, detector: Any, threshold: Any,
@@ -267,34 +282,36 @@ def build_demo(engine: RestoreEngine, settings: WebSettings | None = None) -> gr
             with gr.Column(scale=1, min_width=320):
                 image = gr.Image(label="Photo", sources=["upload", "clipboard", "webcam"], type="filepath",
                                  height=320, elem_id="photo")
-                model = gr.Radio(list(MODEL_CHOICES), value=DEFAULTS.model, label="GFPGAN version",
+                model = gr.Radio(list(MODEL_CHOICES), value=DEFAULTS.model, label=LABELS["model"],
                                  info="v1.4: most detail; v1.3: most natural; v1.2: sharper; v1: the original "
                                       "(colourises grey photos)")
                 with gr.Row():
-                    upscale = gr.Slider(1, 4, value=DEFAULTS.upscale, step=1, label="Upscale",
-                                        info="size of the result", min_width=140)
-                    fidelity = gr.Slider(0, 1, value=DEFAULTS.fidelity, step=0.05, label="Fidelity",
+                    upscale = gr.Slider(*_slider(options.WEB_UPSCALE), value=DEFAULTS.upscale, step=1,
+                                        label=LABELS["upscale"], info="size of the result", min_width=140)
+                    fidelity = gr.Slider(*_slider(options.FIDELITY), value=DEFAULTS.fidelity, step=0.05,
+                                         label=LABELS["fidelity"],
                                          info="1: as published; lower: more of the face prior", min_width=140)
                 # the button stays where it is when Advanced opens below it
                 restore_button = gr.Button("Restore", variant="primary", elem_id="restore")
                 with gr.Accordion("Advanced", open=False, elem_id="advanced"):
                     with gr.Row():
-                        visibility = gr.Slider(0, 1, value=DEFAULTS.visibility, step=0.05, label="Visibility",
+                        visibility = gr.Slider(*_slider(options.VISIBILITY), value=DEFAULTS.visibility, step=0.05,
+                                               label=LABELS["visibility"],
                                                info="restored face over the original (0: untouched)",
                                                min_width=140)
-                        threshold = gr.Slider(0.05, 0.99, value=DEFAULTS.threshold, step=0.01,
-                                              label="Detection threshold", info="lower finds more faces",
+                        threshold = gr.Slider(*_slider(options.WEB_THRESHOLD), value=DEFAULTS.threshold, step=0.01,
+                                              label=LABELS["threshold"], info="lower finds more faces",
                                               min_width=140)
-                    faces = gr.Radio(FACE_LABELS, value=DEFAULTS.faces, label="Which faces")
+                    faces = gr.Radio(FACE_LABELS, value=DEFAULTS.faces, label=LABELS["select"])
                     with gr.Row():
-                        indices = gr.Textbox(value=DEFAULTS.indices, label="Face numbers to restore",
+                        indices = gr.Textbox(value=DEFAULTS.indices, label=LABELS["indices"],
                                              placeholder="e.g. 0, 2", info="for 'Faces by number'", min_width=140)
-                        detector = gr.Dropdown(list(DETECTOR_NAMES), value=DEFAULTS.detector,
-                                               label="Face detector", min_width=140)
-                    mask = gr.Radio(MASK_LABELS, value=DEFAULTS.mask, label="Blending mask")
-                    background = gr.Radio(BACKGROUND_LABELS, value=DEFAULTS.background, label="Background")
+                        detector = gr.Dropdown(list(options.DETECTORS.names), value=DEFAULTS.detector,
+                                               label=LABELS["detector"], min_width=140)
+                    mask = gr.Radio(MASK_LABELS, value=DEFAULTS.mask, label=LABELS["mask"])
+                    background = gr.Radio(BACKGROUND_LABELS, value=DEFAULTS.background, label=LABELS["background"])
                     output_format = gr.Radio(list(FORMAT_SUFFIXES), value=DEFAULTS.output_format,
-                                             label="Download format")
+                                             label=LABELS["output_format"])
                     number_button = gr.Button("Number the faces", size="sm")
                     numbered_text = gr.Markdown()
                     numbered = gr.Image(label="Numbered faces", interactive=False, visible=False, height=240)

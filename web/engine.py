@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from gfp_core.errors import GFPError, InvalidImageError, InvalidOptionError, WeightsNotFoundError
 from gfp_core.engine import Engine, EngineResult, detect_frames
-from gfp_core.face.detection import DETECTOR_NAMES, EmbeddedRetinaFace, load_detector
-from gfp_core.face.masks import MASK_MODES
+from gfp_core import options
+from gfp_core.face.detection import EmbeddedRetinaFace, load_detector
 from gfp_core.face.preview import draw_faces
 from gfp_core.face.select import parse_indices
 from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, to_picture, write_image
@@ -35,10 +35,20 @@ from gfp_core.weights import load_model
 
 log = logging.getLogger("web.engine")
 
-MODEL_CHOICES = ("v1.4", "v1.3", "v1.2", "v1")
-FACE_CHOICES = ("all", "largest", "center", "indices")
-BACKGROUND_CHOICES = ("lanczos", "realesrgan_x2plus", "realesr_general_x4v3")
+# the page's choices are gfp_core.options' (one list for every front end)
+MODEL_CHOICES = options.MODELS.names
+FACE_CHOICES = options.SELECTS.names
+BACKGROUND_CHOICES = options.BACKGROUNDS.names
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+OUTPUT_FORMATS = options.Choices("output_format", (
+    options.Choice("png", "lossless, keeps 16-bit and alpha"), options.Choice("jpeg", "small, lossy"),
+    options.Choice("webp", "small, lossy, keeps alpha")), what="the download's file format")
+assert OUTPUT_FORMATS.names == tuple(FORMAT_SUFFIXES)
+#: canonical option names → the page's control labels: a refused option is named by its control
+LABELS = {"model": "GFPGAN version", "fidelity": "Fidelity", "visibility": "Visibility", "upscale": "Upscale",
+          "detector": "Face detector", "threshold": "Detection threshold", "select": "Which faces",
+          "indices": "Face numbers to restore", "mask": "Blending mask", "background": "Background",
+          "output_format": "Download format"}
 PREVIEW_MAX_SIDE = 2048  # the page shows at most this; the download has every pixel
 MAX_INDICES_CHARS = 200  # 'Face numbers' longer than this cannot be a real list of faces
 #: the models the page's defaults use, loaded when the server starts rather than on the first visit
@@ -72,22 +82,24 @@ class RestoreOptions:
     output_format: str = "png"
 
     def check(self) -> None:
-        """Refuse impossible settings with a message a person can act on (API callers can send anything)."""
-        choices = {"model": MODEL_CHOICES, "detector": DETECTOR_NAMES, "faces": FACE_CHOICES, "mask": MASK_MODES,
-                   "background": BACKGROUND_CHOICES, "output_format": tuple(FORMAT_SUFFIXES)}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise InvalidOptionError(f"{name} must be one of {', '.join(allowed)}, got {short(getattr(self, name))}")
-        ranges = {"fidelity": (0, 1), "visibility": (0, 1), "upscale": (1, 4), "threshold": (0.05, 0.99)}
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not low <= value <= high:
-                raise InvalidOptionError(f"{name} must be between {low} and {high}, got {short(value)}")
-        if self.upscale != int(self.upscale):  # 3.5 would silently become 3: refuse it instead
-            raise InvalidOptionError(f"upscale must be a whole number from 1 to 4, got {self.upscale:g}")
-        if not isinstance(self.indices, str) or len(self.indices) > MAX_INDICES_CHARS:
-            raise InvalidOptionError(f"face numbers must be a short list such as 0, 2 (at most {MAX_INDICES_CHARS} "
-                                     f"characters), got {short(self.indices)}")
+        """Refuse impossible settings with a message a person can act on (API callers can send anything):
+        gfp_core.options' checks (the page's narrower upscale and threshold ranges), the message naming
+        the control by its label (:data:`LABELS`)."""
+        with options.speaking(LABELS):
+            options.MODELS.check(self.model)
+            options.FIDELITY.check(self.fidelity)
+            options.VISIBILITY.check(self.visibility)
+            options.WEB_UPSCALE.check(self.upscale)  # 3.5 would silently become 3: refused instead
+            options.DETECTORS.check(self.detector)
+            options.WEB_THRESHOLD.check(self.threshold)
+            options.SELECTS.check(self.faces)
+            options.MASKS.check(self.mask)
+            options.BACKGROUNDS.check(self.background)
+            OUTPUT_FORMATS.check(self.output_format)
+            if not isinstance(self.indices, str) or len(self.indices) > MAX_INDICES_CHARS:
+                raise InvalidOptionError(f"{{setting}} must be a short list such as 0, 2 (at most {MAX_INDICES_CHARS} "
+                                         f"characters), got {short(self.indices)}", setting="indices",
+                                         value=self.indices)
 
 
 @dataclass
@@ -457,5 +469,6 @@ def _face_pairs(result: EngineResult) -> list[tuple[np.ndarray, str]]:
                                                    result.restored)]
 
 
-__all__ = ["BACKGROUND_CHOICES", "FACE_CHOICES", "FORMAT_SUFFIXES", "GFPError", "InvalidOptionError", "MODEL_CHOICES",
+__all__ = ["BACKGROUND_CHOICES", "FACE_CHOICES", "FORMAT_SUFFIXES", "GFPError", "InvalidOptionError", "LABELS",
+           "MODEL_CHOICES", "OUTPUT_FORMATS",
            "RestoreEngine", "RestoreOptions", "RestoreOutcome", "TimeLimitError"]

@@ -6,6 +6,13 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from gfp_core import options
+from gfp_core.errors import InvalidOptionError
+
+#: canonical option names (gfp_core.options) → these settings' flags
+SETTINGS_FLAGS = {"face_limit": "--max-faces", "max_pixels": "--max-pixels",
+                  "max_output_pixels": "--max-output-pixels", "device": "--device", "dtype": "--dtype"}
+
 
 @dataclass
 class WebSettings:
@@ -67,8 +74,17 @@ def parse_settings(argv: list[str] | None = None) -> WebSettings:
     # argparse converts string defaults (the environment's values) with each option's type
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
-    if args.max_faces < 1:
-        parser.error("--max-faces must be at least 1")
+    try:  # the library's checks (gfp_core.options), in these flags' words
+        with options.speaking(SETTINGS_FLAGS):
+            options.FACE_LIMIT.check(args.max_faces)
+            options.MAX_PIXELS.check(args.max_pixels)
+            options.MAX_OUTPUT_PIXELS.check(args.max_output_pixels)
+            if args.device is not None:
+                args.device = options.check_device(args.device)
+            if args.dtype is not None:
+                args.dtype = options.check_dtype(args.dtype)
+    except InvalidOptionError as exc:
+        parser.error(str(exc))
     if args.time_limit <= 0:
         parser.error("--time-limit must be a positive number of seconds")
     try:
