@@ -52,5 +52,5 @@ def resolve_dtype(dtype: str | torch.dtype | None = None, device: torch.device |
         resolved = _DTYPES[check_dtype(dtype)]
     if resolved is torch.float16 and device is not None and device.type == "cpu":
         raise InvalidOptionError("fp16 is not supported on the CPU (no fast fp16 kernels there); use {setting} bf16 "
-                                 "or fp32", setting="dtype", value=dtype, allowed=("fp32", "bf16"))
+                                 "or fp32", setting="dtype", value=dtype, allowed=tuple(n for n in DTYPE_NAMES if n != "fp16"))
     return resolved
