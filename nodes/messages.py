@@ -3,8 +3,7 @@
 The library's error messages end with what to do next, sometimes naming a command-line flag of the
 CLI (``--device cpu``, ``--max-pixels``); inside ComfyUI those flags mean nothing. ``comfy_errors``
 wraps a node's function so that such hints name the node's inputs (or the environment variable that
-the ComfyUI process reads) instead. The exception keeps its class, so code that catches
-``GFPError`` subclasses still works.
+the ComfyUI process reads) instead. The exception is the library's own, its message rewritten.
 """
 from __future__ import annotations
 
@@ -36,15 +35,10 @@ def for_comfy(message: str) -> str:
 
 
 def translated(exc: GFPError) -> GFPError:
-    text = str(exc)
-    new = for_comfy(text)
-    if new == text:
-        return exc
-    try:
-        out = type(exc)(new)
-    except Exception:  # an exception class with another signature
-        out = GFPError(new)
-    return out
+    """``exc`` itself, its message without flags (class and attributes such as ``setting`` kept)."""
+    if exc.args and isinstance(exc.args[0], str):
+        exc.args = (for_comfy(exc.args[0]), *exc.args[1:])
+    return exc
 
 
 def comfy_errors(fn: Callable) -> Callable:
@@ -54,8 +48,5 @@ def comfy_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except GFPError as exc:
-            new = translated(exc)
-            if new is exc:
-                raise
-            raise new from exc
+            raise translated(exc)
     return wrapper
