@@ -18,7 +18,7 @@ from gfp_core.face.masks import MASK_MODES
 from gfp_core.face.preview import draw_faces
 from gfp_core.face.select import SELECTIONS, parse_indices
 from gfp_core.image import batch_to_uint8, uint8_to_batch
-from gfp_core.weights.registry import MODELS
+from gfp_core import options
 
 from . import host
 from .messages import comfy_errors
@@ -36,7 +36,7 @@ SELECT_WIDGETS = {
 #: the paste-back mask choices ('parsing' uses the parser input, else ParseNet by its registry name)
 MASK_CHOICES = list(MASK_MODES)
 #: the background choices besides a wired UPSCALE_MODEL: Lanczos, or a registry network
-BACKGROUND_CHOICES = ["lanczos"] + [spec.name for spec in MODELS if spec.kind == "background"]
+BACKGROUND_CHOICES = list(options.BACKGROUNDS.names)
 #: optional inputs of the nodes that paste (new inputs are optional so saved workflows load unchanged)
 PASTE_OPTIONS = {
     "parser": ("FACE_PARSER", {"tooltip": "for mask = parsing (Load Face Parser); default: ParseNet"}),

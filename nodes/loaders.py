@@ -1,6 +1,7 @@
 """Loader nodes: a GFPGAN model, a face detector and a face parser (for the 'parsing' mask)."""
 from __future__ import annotations
 
+from gfp_core import options
 from gfp_core.device import DTYPE_NAMES
 from gfp_core.errors import UnknownModelError
 from gfp_core.face.detection import DETECTOR_NAMES, load_detector
@@ -10,7 +11,7 @@ from gfp_core.weights.registry import MODELS
 from . import host
 from .messages import comfy_errors
 
-DEVICES = ["auto", "cpu", "cuda", "mps"]
+DEVICES = list(options.DEVICES.names)
 
 
 def _known_restorers() -> list[str]:

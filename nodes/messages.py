@@ -11,7 +11,11 @@ import functools
 import re
 from typing import Callable
 
+from gfp_core import options
 from gfp_core.errors import GFPError
+
+#: the library's option names → this pack's input names (the others are the same word)
+NODE_WORDS = {"min_face_size": "min_size", "model": "model_name"}
 
 # (pattern, replacement), applied in order; the last one drops any flag still named
 _REWRITES: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), r) for p, r in (
@@ -46,7 +50,8 @@ def comfy_errors(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with options.speaking(NODE_WORDS):
+                return fn(*args, **kwargs)
         except GFPError as exc:
             raise translated(exc)
     return wrapper

@@ -119,3 +119,16 @@ def test_inside_comfyui_only_files_in_the_model_folder_are_opened(tmp_path, tiny
     assert f"loaded {folder / 'mine.pth'}" in result.stdout
     for name in (str(outside), "../outside.pth", "/etc/passwd"):
         assert f"refused UnknownModelError {name}" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_bad_option_is_named_by_the_node_input(loaders):
+    """Option errors inside a node name its inputs and no command-line flag."""
+    from gfp_core.errors import InvalidOptionError
+    from gfp_core.face.detection import load_detector
+
+    detect = loaders["GFPGANDetectFaces"]()
+    with pytest.raises(InvalidOptionError) as caught:
+        detect.detect(torch.zeros(1, 64, 64, 3), load_detector("embedded"), 1.5, "all", "", 0, 0)
+    assert caught.value.setting == "threshold"
+    assert str(caught.value).startswith("threshold must be above 0 and at most 1, got 1.5")
+    assert "--" not in str(caught.value)

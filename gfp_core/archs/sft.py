@@ -17,14 +17,12 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ..errors import InvalidOptionError
+from ..options import FIDELITY
 
 
 def check_fidelity(fidelity: float) -> float:
-    fidelity = float(fidelity)
-    if not 0.0 <= fidelity <= 1.0:
-        raise InvalidOptionError(f"fidelity must be between 0 and 1, got {fidelity}")
-    return fidelity
+    """``fidelity`` as a float if it is in [0, 1]; else the option policy's error (setting 'fidelity')."""
+    return float(FIDELITY.check(fidelity))
 
 
 def spatial_feature_transform(feat: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
