@@ -34,10 +34,11 @@ def image_pyramid(gt: torch.Tensor, levels: int) -> list[torch.Tensor]:
     return pyramid
 
 
-def pyramid_loss(rgbs: Sequence[torch.Tensor], gt: torch.Tensor) -> torch.Tensor:
-    """Σ over the U-Net's intermediate RGB outputs of L1 to the ground truth at their size."""
+def pyramid_terms(rgbs: Sequence[torch.Tensor], gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The pyramid loss, one term per U-Net intermediate RGB output (``l_p_<size>``): L1 to the
+    ground truth at that output's size. The paper's pyramid loss is their sum."""
     pyramid = image_pyramid(gt, len(rgbs))
-    return sum(F.l1_loss(rgb, target) for rgb, target in zip(rgbs, pyramid))
+    return {f"l_p_{rgb.shape[-1]}": F.l1_loss(rgb, target) for rgb, target in zip(rgbs, pyramid)}
 
 
 def softplus_gan(pred: torch.Tensor, real: bool) -> torch.Tensor:

@@ -32,8 +32,8 @@ from .losses import (
     component_style_loss,
     crop_components,
     identity_loss,
-    image_pyramid,
     perceptual_and_style,
+    pyramid_terms,
     r1_penalty,
     softplus_gan,
 )
@@ -214,8 +214,8 @@ class Trainer:
                 if loss["pixel"] > 0:
                     terms["l_g_pix"] = loss["pixel"] * torch.nn.functional.l1_loss(out, gt)
                 if pyramid_w > 0:
-                    for rgb, target in zip(rgbs, image_pyramid(gt, len(rgbs))):
-                        terms[f"l_p_{rgb.shape[-1]}"] = pyramid_w * torch.nn.functional.l1_loss(rgb, target)
+                    for name, value in pyramid_terms(rgbs, gt).items():
+                        terms[name] = pyramid_w * value
                 if nets.vgg is not None:
                     percep, style = perceptual_and_style(nets.vgg, out, gt, loss["perceptual_layers"])
                     if loss["perceptual"] > 0:
