@@ -47,6 +47,9 @@ class WebServer:
         env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(self.hf_cache),
                    GFP_HOME=str(self.workdir / "gfp-home"), GFP_ALLOW_UNVERIFIED="1",  # random weights
                    GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(self.workdir / "gradio"))
+        # glibc gives each new worker thread its own malloc arena, which keeps freed activations
+        # resident: the memory test measures the restores, not how many threads Gradio happened to use
+        env.setdefault("MALLOC_ARENA_MAX", "2")
         return env
 
     def start(self, timeout: float = 120) -> WebServer:
