@@ -12,7 +12,7 @@ import torch
 from gfp_core.engine import (Engine, FaceSet, background_frames, choose_faces, crop_faces, detect_frames,
                              mask_faces, paste_frames, restore_crops, to_frames)
 from gfp_core.engine import _check_frames as check_frames
-from gfp_core.errors import GFPError, WeightsNotFoundError
+from gfp_core.errors import WeightsNotFoundError
 from gfp_core.face.detection import load_detector
 from gfp_core.face.masks import MASK_MODES
 from gfp_core.face.preview import draw_faces
@@ -101,9 +101,7 @@ def _background(upscale_model, background: str, notes: list[str]) -> ComfyBackgr
         return ComfyBackground.from_upscale_model(upscale_model)
     if background == "lanczos":
         return None
-    if background not in BACKGROUND_CHOICES:
-        raise GFPError(f"background {background!r} is not one of: {', '.join(BACKGROUND_CHOICES)}")
-    return ComfyBackground.from_registry(background)
+    return ComfyBackground.from_registry(options.BACKGROUNDS.check(background))
 
 
 _default_detectors: dict[str, object] = {}
