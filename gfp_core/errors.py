@@ -32,6 +32,12 @@ class InvalidImageError(GFPError, ValueError):
     """An image that cannot be read or used."""
 
 
+class InvalidVideoError(InvalidImageError):
+    """A video file that cannot be read or written: not a video, damaged or cut short, no video stream,
+    or an output name or codec that FFmpeg cannot write. An :class:`InvalidImageError`, so front ends
+    that report unreadable pictures report unreadable clips the same way."""
+
+
 class InvalidOptionError(GFPError, ValueError):
     """An option outside its range or choices (threshold, fidelity, upscale, mask, device, limits).
 
