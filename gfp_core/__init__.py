@@ -14,6 +14,8 @@ EngineResult                what Engine.run found and did, for one picture or a 
 restore_frames              one call: Engine(model, **options).run(images)
 restore_aligned             restore aligned 512×512 face crops with a loaded model
 load_model                  a registry name or weights file → a ready module (safe loading only)
+load_model_with_info        the same, and beside the module a ModelInfo (file, source, verified, synthetic)
+ModelInfo                   where a loaded model's weights came from, and what they are
 resolve_weights             a model reference → a verified file on disk (local, cache or download)
 convert_checkpoint          .pth ↔ .safetensors, verified bit for bit
 load_detector               a face detector by name (falls back to the embedded one offline)
@@ -45,6 +47,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_model": "gfp_core.weights",
+    "load_model_with_info": "gfp_core.weights",
+    "ModelInfo": "gfp_core.weights",
     "resolve_weights": "gfp_core.weights",
     "convert_checkpoint": "gfp_core.weights",
     "restore_aligned": "gfp_core.restore",

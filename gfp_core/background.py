@@ -13,7 +13,7 @@ is resized with Lanczos when ``outscale`` differs from the network's scale, as t
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,6 +22,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import InvalidImageError, UnknownModelError
+
+if TYPE_CHECKING:
+    from .weights import ModelInfo
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -79,10 +82,12 @@ class BackgroundUpsampler:
     """
 
     def __init__(self, model: nn.Module, *, scale: int | None = None, tile: int = 400, tile_pad: int = 10,
-                 pre_pad: int = 10):
+                 pre_pad: int = 10, info: ModelInfo | None = None):
         if tile < 0 or tile_pad < 0 or pre_pad < 0:
             raise ValueError(f"tile, tile_pad and pre_pad must be >= 0, got {tile}, {tile_pad}, {pre_pad}")
         self.model = model.eval()
+        #: where the weights came from, when the registry loaded them
+        self.info = info
         self.scale = int(scale if scale is not None else model.scale)
         #: height and width the network needs to divide (RRDBNet ×2/×1 pixel-unshuffle their input)
         self.multiple = int(getattr(model, "unshuffle", 1))
@@ -97,11 +102,6 @@ class BackgroundUpsampler:
     @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
-
-    @property
-    def info(self) -> dict[str, Any]:
-        """Where the weights came from (see :func:`gfp_core.weights.load_model`)."""
-        return dict(getattr(self.model, "gfp_info", {}))
 
     def upsample(self, image: np.ndarray, outscale: float) -> np.ndarray:
         """``image`` (``H×W×3`` uint8, or float in [0, 1]) upscaled to exactly
@@ -154,7 +154,7 @@ def load_background_upsampler(name: str, *, device: str | torch.device | None = 
     Weights are found like every model's (:func:`gfp_core.weights.load_model`): model folders, the
     Hugging Face cache, then a download unless ``download=False`` or ``HF_HUB_OFFLINE=1``.
     """
-    from .weights import load_model
+    from .weights import load_model_with_info
     from .weights.registry import MODELS, find_spec
 
     spec = find_spec(str(name))
@@ -162,9 +162,9 @@ def load_background_upsampler(name: str, *, device: str | torch.device | None = 
         choices = ", ".join(s.name for s in MODELS if s.kind == "background")
         raise UnknownModelError(f"{name!r} is not a background upsampler; use one of: {choices} (put a downloaded "
                                 f"file into a model folder under its release name)")
-    model = load_model(spec.name, device=device, dtype=dtype, allow_unverified=allow_unverified, download=download,
-                       progress=progress)
-    return BackgroundUpsampler(model, tile=tile, tile_pad=tile_pad, pre_pad=pre_pad)
+    model, info = load_model_with_info(spec.name, device=device, dtype=dtype, allow_unverified=allow_unverified,
+                                       download=download, progress=progress)
+    return BackgroundUpsampler(model, tile=tile, tile_pad=tile_pad, pre_pad=pre_pad, info=info)
 
 
 def upscale_background(image: np.ndarray, outscale: float,

@@ -235,14 +235,14 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
         background=args.bg_upsampler, background_tile=args.bg_tile, max_pixels=args.max_pixels,
         max_output_pixels=args.max_output_pixels, allow_unverified=args.allow_unverified, exact=args.exact)
-    info = restorer.model.gfp_info
+    info = restorer.model_info
     detector = "none (aligned faces)" if args.aligned else restorer.detector.name
-    print(f"model: {info['name'] or info['arch']} from {info['path']}; detector: {detector}", file=sys.stderr)
-    if info.get("synthetic"):
+    print(f"model: {info.name or info.arch} from {info.path}; detector: {detector}", file=sys.stderr)
+    if info.synthetic:
         print("!! these are seeded random weights: the results show the pipeline at work, not restored faces",
               file=sys.stderr)
-    elif not info.get("verified") and info.get("name"):
-        print(f"!! the {info['name']} weights are not verified (their size or SHA-256 differs from the published "
+    elif not info.verified and info.name:
+        print(f"!! the {info.name} weights are not verified (their size or SHA-256 differs from the published "
               f"one, or none is published)", file=sys.stderr)
 
     counts = {"restored": 0, "skipped": 0, "failed": 0, "no face": 0, "faces": 0}

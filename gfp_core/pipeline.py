@@ -18,10 +18,11 @@ from torch import nn
 
 from .background import BackgroundUpsampler
 from .device import resolve_device, resolve_dtype
-from .engine import FACE_FORWARD_MIB, Engine, EngineOptions, background_frames, given_faces, paste_frames
+from .engine import Engine, EngineOptions
 from .face.detection import MIN_EYE_DISTANCE, FaceDetector
 from .face.types import Face
 from .options import BACKGROUND_TILE, DETECTORS, MAX_PIXELS, PARSERS, THRESHOLD, UPSCALE, VISIBILITY
+from .weights import ModelInfo
 from .image import DEFAULT_MAX_OUTPUT_PIXELS, DEFAULT_MAX_PIXELS, Picture, read_picture, to_picture
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class FaceRestorer:
                  memory_budget_mb: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
                  allow_unverified: bool | None = None, download: bool = True, exact: bool = False):
-        from .weights import load_model
+        from .weights import load_model_with_info
 
         # every option is checked here, before any model is loaded (gfp_core.options: one policy)
         if score_threshold is not None:
@@ -119,11 +120,13 @@ class FaceRestorer:
         self.max_pixels = max_pixels
         self.max_output_pixels = max_output_pixels
 
+        #: where the model's weights came from (None for a module passed in)
+        self.model_info: ModelInfo | None = None
         if isinstance(model, nn.Module):
             self.model = model
         else:
-            self.model = load_model(model, device=device, dtype=dtype, allow_unverified=allow_unverified,
-                                    download=download, exact=exact)
+            self.model, self.model_info = load_model_with_info(model, device=device, dtype=dtype, download=download,
+                                                               allow_unverified=allow_unverified, exact=exact)
         self.face_size: int = self.model.out_size
         param = next(self.model.parameters())
         self._load_options = dict(device=param.device, download=download, allow_unverified=allow_unverified)
@@ -142,10 +145,6 @@ class FaceRestorer:
         self.engine = Engine(self.model, detector=lambda: self.detector, parser=lambda: self.parser,
                              background=self.background_upsampler, options=self.options)
         self.batch_size = self.engine.batch_size
-
-    @staticmethod
-    def _faces_per_budget(budget_mb: int, param: torch.Tensor) -> int:
-        return max(1, int(budget_mb // (FACE_FORWARD_MIB * param.element_size() / 4)))
 
     @property
     def detector(self):
@@ -173,34 +172,9 @@ class FaceRestorer:
     def choose(self, faces: Sequence[Face], image_shape: tuple[int, ...]) -> list[Face]:
         return self.engine.choose([faces], [tuple(image_shape[:2])]).faces[0]
 
-    def align(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, np.ndarray]:
-        from .face.align import align_faces
-
-        return align_faces(image, list(faces), face_size=self.face_size)
-
     def restore_crops(self, crops: np.ndarray, on_batch: Callable[[int], None] | None = None,
                       should_stop: Callable[[], None] | None = None) -> np.ndarray:
         return self.engine.restore_crops(crops, on_batch=on_batch, should_stop=should_stop)
-
-    def masks_for(self, restored: np.ndarray, affines: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """Paste masks in crop space, one per face (``affines`` are the faces' own alignments)."""
-        from .face.masks import face_masks
-
-        return face_masks(self.mask_mode, faces, affines, restored, face_size=self.face_size,
-                          upscale=self.upscale, parser=self.parser)
-
-    def paste(self, background: np.ndarray, restored: np.ndarray, affines: np.ndarray,
-              masks: np.ndarray) -> np.ndarray:
-        """Paste the faces whose alignments are ``affines`` into ``background`` (in place)."""
-        face_set = given_faces([], [background.shape[:2]], self.face_size)
-        face_set.faces, face_set.affines = [[None] * len(affines)], [np.asarray(affines)]
-        return paste_frames([background], face_set, restored, masks, visibility=self.visibility,
-                            upscale=self.upscale)[0][0]
-
-    def _background(self, picture: Picture) -> np.ndarray:
-        """The colour image faces are pasted into: 8-bit stays uint8, 16-bit works in float32."""
-        base = picture.rgb if picture.rgb.dtype == np.uint8 else picture.as_float()
-        return background_frames([base], self.upscale, self.background_upsampler)[0]
 
     # --- all of it ----------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 They let the whole loading and restoration path run where real weights cannot be downloaded
 (offline machines, CI). Their output is noise-like, not a restored face, so the files say what they
-are: ``load_model(...).gfp_info["synthetic"]`` is True for them (front ends show it).
+are: ``load_model_with_info(...).info.synthetic`` is True for them (front ends show it).
 """
 from __future__ import annotations
 

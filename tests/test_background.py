@@ -184,7 +184,7 @@ def test_load_x2plus_from_model_folder(isolated, monkeypatch, basicsr_archs):
                                    allow_unverified=True)  # seeded random weights under the official name
     assert isinstance(up.model, RRDBNet) and up.scale == 2 and up.multiple == 2
     assert (up.tile, up.tile_pad, up.device.type, up.dtype) == (200, 12, "cpu", torch.float32)
-    assert up.info["path"] == str(folder / "RealESRGAN_x2plus.pth") and up.info["verified"] is False
+    assert up.info.path == str(folder / "RealESRGAN_x2plus.pth") and up.info.verified is False
     loaded = up.model.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
 

@@ -271,7 +271,7 @@ def test_torch_retinaface_loads_official_layout_and_detects(isolated, monkeypatc
         # seeded random weights: not the published file, so its SHA-256 cannot match
         detector = load_detector("retinaface_resnet50", device="cpu", allow_unverified=True)
     assert isinstance(detector, TorchRetinaFace) and detector.name == "retinaface_resnet50"
-    assert detector.model.gfp_info["source"] == "folder"
+    assert detector.info.source == "folder" and detector.info.verified is False
     loaded = detector.model.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in resnet50_state.items())
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from gfp_core.errors import GFPError, UnknownModelError
+from gfp_core.weights import read_state_dict
 from helpers import forget_modules, import_pack
 
 PACK = "gfp_pack_loader_test"
@@ -70,7 +71,8 @@ def test_model_loader_accepts_registry_names(loaders, isolated, tiny_checkpoint,
     monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
     monkeypatch.setenv("GFP_ALLOW_UNVERIFIED", "1")  # random weights under the v1.4 name
     (model,) = _model_node(loaders).load(model_name="GFPGANv1.4", device="cpu", dtype="fp32")
-    assert model.gfp_info["path"] == str(folder / "GFPGANv1.4.pth") and model.gfp_info["name"] == "GFPGANv1.4"
+    on_disk = read_state_dict(folder / "GFPGANv1.4.pth")
+    assert all(torch.equal(value, on_disk[key]) for key, value in model.state_dict().items())
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../detection_Resnet50_Final.pth", "retinaface_resnet50.pth"])
@@ -105,7 +107,10 @@ def test_inside_comfyui_only_files_in_the_model_folder_are_opened(tmp_path, tiny
         choices = pack.NODE_CLASS_MAPPINGS["GFPGANModelLoader"].INPUT_TYPES()["required"]["model_name"][0]
         assert "mine.pth" in choices, choices
         (model,) = node.load("mine.pth", "cpu", "fp32")
-        print("loaded", model.gfp_info["path"])
+        import torch
+        from gfp_core.weights import read_state_dict
+        on_disk = read_state_dict({str(folder / "mine.pth")!r})
+        print("loaded mine.pth:", all(torch.equal(v, on_disk[k]) for k, v in model.state_dict().items()))
         for name in ({str(outside)!r}, "../outside.pth", "/etc/passwd"):
             try:
                 node.load(name, "cpu", "fp32")
@@ -116,7 +121,7 @@ def test_inside_comfyui_only_files_in_the_model_folder_are_opened(tmp_path, tiny
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "GFP_MODEL_DIRS": "",
                                  "GFP_HOME": str(tmp_path / "home")})
     assert result.returncode == 0, result.stderr
-    assert f"loaded {folder / 'mine.pth'}" in result.stdout
+    assert "loaded mine.pth: True" in result.stdout
     for name in (str(outside), "../outside.pth", "/etc/passwd"):
         assert f"refused UnknownModelError {name}" in result.stdout, result.stdout + result.stderr
 

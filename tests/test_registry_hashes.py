@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gfp_core.synthetic import random_state_dict, write_random_checkpoint
-from gfp_core.weights import convert_checkpoint, get_spec, load_model
+from gfp_core.weights import convert_checkpoint, get_spec, load_model, load_model_with_info
 from gfp_core.weights.checkpoint import SYNTHETIC_KEY, read_raw, write_state_dict
 
 # Release files whose SHA-256 (and, where known, size) public sources publish: name -> (bytes, sha256, sources)
@@ -64,8 +64,8 @@ def x4v3_folder(isolated, monkeypatch):
 def test_random_weights_are_marked_synthetic(x4v3_folder, tmp_path, fmt):
     written = write_random_checkpoint(X4V3, tmp_path / f"x4v3{fmt}", seed=1)
     written.rename(x4v3_folder)
-    model = load_model(X4V3, device="cpu", allow_unverified=True)
-    assert model.gfp_info["synthetic"] is True and model.gfp_info["verified"] is False
+    info = load_model_with_info(X4V3, device="cpu", allow_unverified=True).info
+    assert info.synthetic is True and info.verified is False
     _, metadata = read_raw(x4v3_folder)
     assert "seeded random weights" in metadata[SYNTHETIC_KEY]
 
@@ -80,7 +80,7 @@ def test_marked_pth_is_still_an_official_format_file(tmp_path):
 @pytest.mark.parametrize("fmt", [".pth", ".safetensors"])
 def test_other_weights_are_not_synthetic(x4v3_folder, tmp_path, fmt):
     write_state_dict(random_state_dict(X4V3, seed=1), tmp_path / f"plain{fmt}").rename(x4v3_folder)
-    assert load_model(X4V3, device="cpu", allow_unverified=True).gfp_info["synthetic"] is False
+    assert load_model_with_info(X4V3, device="cpu", allow_unverified=True).info.synthetic is False
 
 
 @pytest.mark.parametrize("fmt", [".pth", ".safetensors"])
@@ -89,12 +89,12 @@ def test_a_marked_gfpgan_file_loaded_by_path_is_synthetic(tmp_path, tiny_checkpo
 
     state = read_state_dict(tiny_checkpoint)
     marked = write_state_dict(state, tmp_path / f"marked{fmt}", metadata={SYNTHETIC_KEY: "seeded random weights"})
-    assert load_model(marked, device="cpu").gfp_info["synthetic"] is True
-    assert load_model(tiny_checkpoint, device="cpu").gfp_info["synthetic"] is False
+    assert load_model_with_info(marked, device="cpu").info.synthetic is True
+    assert load_model_with_info(tiny_checkpoint, device="cpu").info.synthetic is False
 
 
 @pytest.mark.parametrize("src_fmt, dst_fmt", [(".pth", ".safetensors"), (".safetensors", ".pth")])
 def test_conversion_keeps_the_marker(x4v3_folder, tmp_path, src_fmt, dst_fmt):
     src = write_random_checkpoint(X4V3, tmp_path / f"src{src_fmt}", seed=2)
     convert_checkpoint(src, tmp_path / f"dst{dst_fmt}").rename(x4v3_folder)
-    assert load_model(X4V3, device="cpu", allow_unverified=True).gfp_info["synthetic"] is True
+    assert load_model_with_info(X4V3, device="cpu", allow_unverified=True).info.synthetic is True

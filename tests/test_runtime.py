@@ -10,7 +10,7 @@ from gfp_core.device import resolve_device, resolve_dtype
 from gfp_core.errors import InvalidImageError
 from gfp_core.image import faces_to_tensor, load_rgb, tensor_to_faces
 from gfp_core.restore import restore_aligned
-from gfp_core.weights import load_model
+from gfp_core.weights import load_model, load_model_with_info
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +42,11 @@ def test_device_and_dtype_policy():
             resolve_device("cuda")
 
 
-def test_model_comes_ready_for_inference(tiny):
+def test_model_comes_ready_for_inference(tiny, tiny_checkpoint):
     assert not tiny.training
     assert not any(p.requires_grad for p in tiny.parameters())
-    assert tiny.gfp_info["arch"] == "GFPGANv1Clean" and tiny.gfp_info["source"] == "path"
+    info = load_model_with_info(tiny_checkpoint, device="cpu").info
+    assert info.arch == "GFPGANv1Clean" and info.source == "path"
 
 
 def test_batches_give_the_same_faces_as_one_at_a_time(tiny):

@@ -97,7 +97,7 @@ def run(cmd: list[str], env: dict[str, str], timeout: float = 900) -> subprocess
 
 @pytest.mark.heavy
 def test_tiny_recipe_learns_and_the_export_restores_faces_in_gfp_core(faces, tmp_path) -> None:
-    from gfp_core import load_model, restore_aligned
+    from gfp_core import load_model_with_info, restore_aligned
     from gfp_core.image import load_rgb
     from train.data import validation_set
     from train.metrics import psnr
@@ -118,8 +118,8 @@ def test_tiny_recipe_learns_and_the_export_restores_faces_in_gfp_core(faces, tmp
     assert list((output / "tb").iterdir())  # TensorBoard event file
 
     # the export loads by path in gfp_core and restores the held-out faces better than their inputs
-    model = load_model(output / "model_ema.safetensors", device="cpu")
-    assert model.gfp_info["arch"] == "GFPGANv1Clean" and model.out_size == 64
+    model, info = load_model_with_info(output / "model_ema.safetensors", device="cpu")
+    assert info.arch == "GFPGANv1Clean" and model.out_size == 64
     from train.config import load_config
 
     cfg = load_config("tiny_cpu", [f"data.train={faces['train']}"])

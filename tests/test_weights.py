@@ -24,9 +24,10 @@ from gfp_core.weights import (
     MODELS,
     add_model_dir,
     convert_checkpoint,
-    detect_gfpgan,
+    recognise_architecture,
     get_spec,
     load_model,
+    load_model_with_info,
     read_state_dict,
     resolve_weights,
 )
@@ -119,11 +120,10 @@ def test_wrong_size_is_refused_unless_allowed(isolated, tiny_checkpoint, monkeyp
     assert str(fake) in message and f"{fake.stat().st_size:,} bytes" in message and "expected 348,632,874" in message
     assert "--allow-unverified" in message and "GFP_ALLOW_UNVERIFIED" in message
     assert fake.exists()  # the user's file is never deleted
-    model = load_model("v1.4", allow_unverified=True)
-    assert model.gfp_info["verified"] is False
+    assert load_model_with_info("v1.4", allow_unverified=True).info.verified is False
     assert "used anyway" in caplog.text and "348,632,874" in caplog.text
     monkeypatch.setenv("GFP_ALLOW_UNVERIFIED", "1")
-    assert load_model("v1.4").gfp_info["path"] == str(fake)
+    assert load_model_with_info("v1.4").info.path == str(fake)
 
 
 def test_sha_mismatch_is_refused_unless_allowed(isolated, tiny_checkpoint, monkeypatch):
@@ -136,10 +136,9 @@ def test_sha_mismatch_is_refused_unless_allowed(isolated, tiny_checkpoint, monke
     assert sha256(fake) in str(err.value) and get_spec("v1.4").sha256 in str(err.value)
     assert "--allow-unverified" in str(err.value) and "GFP_ALLOW_UNVERIFIED" in str(err.value)
     assert fake.exists()
-    model = load_model("v1.4", allow_unverified=True)
-    assert model.gfp_info["verified"] is False
+    assert load_model_with_info("v1.4", allow_unverified=True).info.verified is False
     monkeypatch.setenv("GFP_ALLOW_UNVERIFIED", "1")
-    assert load_model("v1.4").gfp_info["path"] == str(fake)
+    assert load_model_with_info("v1.4").info.path == str(fake)
 
 
 def test_wrong_size_is_refused_without_hashing(isolated, tiny_checkpoint, monkeypatch):
@@ -212,8 +211,8 @@ def test_loading_from_the_hugging_face_cache_offline(isolated, tiny_checkpoint):
                            tiny_checkpoint.read_bytes(), repo_type="dataset")
     with pytest.raises(ChecksumMismatchError):  # random weights are not the published v1.4
         load_model("v1.4")
-    model = load_model("v1.4", allow_unverified=True)
-    assert model.gfp_info["source"] == "hf-cache" and Path(model.gfp_info["path"]) == link
+    model, info = load_model_with_info("v1.4", allow_unverified=True)
+    assert info.source == "hf-cache" and Path(info.path) == link
     assert torch.equal(model.state_dict()["final_linear.bias"], read_state_dict(tiny_checkpoint)["final_linear.bias"])
 
 
@@ -319,7 +318,7 @@ def test_architecture_is_detected_from_keys(arch, kwargs):
     from gfp_core.weights import build_architecture
 
     net = build_architecture(arch, kwargs)
-    detected_arch, detected = detect_gfpgan(net.state_dict())
+    detected_arch, detected = recognise_architecture(net.state_dict())
     assert detected_arch == arch
     for key, value in kwargs.items():
         assert detected[key] == value, key

@@ -82,10 +82,10 @@ def initialise_generator(g: nn.Module, model: Mapping[str, Any]) -> None:
         ref = model["pretrained"]
         if not ref:
             raise ConfigError("model.init=pretrained needs model.pretrained (a GFPGAN checkpoint name or path)")
-        from gfp_core.weights import detect_gfpgan
+        from gfp_core.weights import recognise_architecture
 
         state = _read(ref, "generator")
-        found = detect_gfpgan(state)
+        found = recognise_architecture(state)
         hint = ""
         if found is not None:
             arch, kw = found

@@ -31,7 +31,7 @@ from gfp_core.face.detection import EmbeddedRetinaFace, load_detector
 from gfp_core.face.preview import draw_faces
 from gfp_core.face.select import parse_indices
 from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, to_picture, write_image
-from gfp_core.weights import load_model
+from gfp_core.weights import LoadedModel, ModelInfo, load_model, load_model_with_info
 
 log = logging.getLogger("web.engine")
 
@@ -195,8 +195,9 @@ class RestoreEngine:
 
     # --- models -------------------------------------------------------------------------------
 
-    def restorer_model(self, name: str):
-        return self.restorers.get(("gfpgan", name), lambda: load_model(
+    def restorer_model(self, name: str) -> LoadedModel:
+        """GFPGAN ``name``, loaded once, with what its weights are beside it."""
+        return self.restorers.get(("gfpgan", name), lambda: load_model_with_info(
             name, device=self.device, dtype=self.dtype, allow_unverified=self.allow_unverified))
 
     def preload(self, names: tuple[str, ...] = DEFAULT_MODELS) -> None:
@@ -214,7 +215,8 @@ class RestoreEngine:
 
     def weights_notes(self) -> list[str]:
         """What the page should say about the GFPGAN weights loaded so far (unverified, random)."""
-        notes = [weights_note(name, self.restorers.peek(("gfpgan", name))) for name in MODEL_CHOICES]
+        notes = [weights_note(name, loaded.info) for name in MODEL_CHOICES
+                 if (loaded := self.restorers.peek(("gfpgan", name))) is not None]
         return [n for n in notes if n]
 
     def detector(self, name: str) -> tuple[Any, str | None]:
@@ -274,7 +276,7 @@ class RestoreEngine:
         indices = parse_indices(options.indices) if options.faces == "indices" else None
 
         tell(0.0, f"Loading GFPGAN {options.model}")
-        model = self.restorer_model(options.model)
+        model, model_info = self.restorer_model(options.model)
         detector, detector_note = self.detector(options.detector)
         notes = [detector_note] if detector_note else []
         mask, parser = options.mask, None
@@ -318,7 +320,7 @@ class RestoreEngine:
             face_pairs=_face_pairs(result),
             num_detected=result.num_found[0], num_restored=result.num_restored[0],
             file=file, seconds=time.perf_counter() - start, notes=notes,
-            weights_note=weights_note(options.model, model))
+            weights_note=weights_note(options.model, model_info))
         log.info("restored %s: %s", image_path.name, outcome.summary)
         return outcome
 
@@ -424,13 +426,12 @@ class StageReporter:
         self._close_bar()
 
 
-def weights_note(name: str, model: Any | None) -> str | None:
+def weights_note(name: str, info: ModelInfo) -> str | None:
     """What a visitor should know about model ``name``'s weights: seeded random, or unverified."""
-    info = getattr(model, "gfp_info", None) or {}
-    if info.get("synthetic"):
+    if info.synthetic:
         return (f"GFPGAN {name} runs on seeded random weights here (a test setup), not the published model: "
                 f"its faces are not real restorations.")
-    if model is not None and not info.get("verified", False):
+    if not info.verified:
         return (f"GFPGAN {name} runs on unverified weights here (their SHA-256 is not the published one): "
                 f"results may differ from the published model.")
     return None

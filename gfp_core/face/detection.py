@@ -22,6 +22,7 @@ from ..options import DETECT_MAX_SIDE, DETECTORS, THRESHOLD
 from .types import Face
 
 if TYPE_CHECKING:
+    from ..weights import ModelInfo
     import torch
 
 
@@ -102,10 +103,11 @@ class TorchRetinaFace(FaceDetector):
     # GFPGAN's official pipeline (facexlib FaceRestoreHelper) detects with 0.97 on ResNet-50
     default_score_threshold = 0.97
 
-    def __init__(self, model: torch.nn.Module, name: str | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, name: str | None = None, info: ModelInfo | None = None) -> None:
         self.model = model.eval()
-        info = getattr(model, "gfp_info", None) or {}
-        self.name = name or info.get("name") or getattr(model, "model_name", "retinaface")
+        #: where the weights came from, when the registry loaded them
+        self.info = info
+        self.name = name or (info.name if info else None) or getattr(model, "model_name", "retinaface")
         if "mobile" in self.name:
             self.default_score_threshold = EmbeddedRetinaFace.default_score_threshold
 
@@ -142,10 +144,10 @@ def load_detector(name: str = "retinaface_resnet50", device: str | torch.device 
         DETECTORS.check(name)
     if key == "embedded":
         return EmbeddedRetinaFace()
-    from ..weights import load_model
+    from ..weights import load_model_with_info
 
     try:
-        model = load_model(key, device=device, download=download, allow_unverified=allow_unverified,
+        model, info = load_model_with_info(key, device=device, download=download, allow_unverified=allow_unverified,
                            progress=False)
     except WeightsNotFoundError as exc:
         # the first line says what is missing and why (offline, no network and its cause, a failed download)
@@ -154,7 +156,7 @@ def load_detector(name: str = "retinaface_resnet50", device: str | torch.device 
         message = f"{reason}; using the embedded RetinaFace MobileNet-0.25 face detector instead"
         warnings.warn(message, RuntimeWarning, stacklevel=2)
         return EmbeddedRetinaFace()
-    return TorchRetinaFace(model, key)
+    return TorchRetinaFace(model, key, info)
 
 
 # ---------------------------------------------------------------------------------------------------

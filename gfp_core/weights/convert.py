@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GFPError
-from .architectures import detect_gfpgan
+from .architectures import recognise_architecture
 from .checkpoint import SYNTHETIC_KEY, read_checkpoint, read_state_dict, write_state_dict
 from .resolve import sha256_of
 
@@ -19,7 +19,7 @@ def convert_checkpoint(src: str | Path, dst: str | Path, overwrite: bool = False
     if src.resolve() == dst.resolve():
         raise GFPError("source and destination are the same file")
     state, source_metadata = read_checkpoint(src)
-    detected = detect_gfpgan(state)
+    detected = recognise_architecture(state)
     metadata = {"format": "pt", "source_file": src.name, "source_sha256": sha256_of(src)}
     if source_metadata.get(SYNTHETIC_KEY):  # seeded random weights stay marked in any format
         metadata[SYNTHETIC_KEY] = source_metadata[SYNTHETIC_KEY]
