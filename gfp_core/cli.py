@@ -135,11 +135,6 @@ def collect_inputs(specs: Sequence[str]) -> Inputs:
     return Inputs(list(first.values()), duplicates)
 
 
-def expand_inputs(specs: Sequence[str]) -> list[Path]:
-    """The distinct input files of ``specs`` (see :func:`collect_inputs`)."""
-    return collect_inputs(specs).files
-
-
 def _candidates(specs: Sequence[str]) -> list[Path]:
     import glob
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import FaceSelectionError, InvalidImageError
+from .errors import FaceSelectionError, ImageTooLargeError, InvalidImageError
 from .face.detection import MIN_EYE_DISTANCE
 from .face.types import Face
 from .image import DEFAULT_MAX_OUTPUT_PIXELS, Picture, as_uint8, megapixels, to_picture
@@ -181,9 +181,12 @@ def detect_frames(detector, frames: Sequence[np.ndarray], *, score_threshold: fl
                   on_frame: Callable[[int], None] | None = None) -> list[list[Face]]:
     """Stage 1: every face of every frame (any layout :func:`~gfp_core.face.detection.detect_faces`
     takes), in reading order: a face's list position is its number (what 'indices' choose)."""
+    from . import options as o
     from .face.detection import detect_faces
     from .face.select import reading_order
 
+    o.MIN_FACE_SIZE.check(min_size)  # before the first frame (detect_faces checks the others)
+    o.EYE_DISTANCE.check(min_eye_distance)
     found = []
     for i, frame in enumerate(frames):
         if on_frame is not None:
@@ -274,7 +277,8 @@ def given_faces(faces: Sequence[Face] | Sequence[Sequence[Face]], frame_sizes: S
                    per_frame, [list(range(len(fs))) for fs in per_frame])
 
 
-def _check_frames(frames: Sequence[np.ndarray], faces: FaceSet) -> None:
+def check_frames(frames: Sequence[np.ndarray], faces: FaceSet) -> None:
+    """Refuse frames that are not the ones ``faces`` were found in (their number or sizes differ)."""
     sizes = [tuple(np.shape(f)[:2]) for f in frames]
     if len(frames) != len(faces.faces) or any(tuple(a) != tuple(b) for a, b in zip(sizes, faces.frame_sizes)):
         raise InvalidImageError(f"these faces were found in {len(faces.faces)} frame(s) of size(s) "
@@ -287,7 +291,7 @@ def crop_faces(frames: Sequence[np.ndarray], faces: FaceSet) -> np.ndarray:
     frames' dtype (RGB ``H×W×3`` frames)."""
     from .face.align import warp_face
 
-    _check_frames(frames, faces)
+    check_frames(frames, faces)
     s = faces.face_size
     # the alignments were estimated when the faces were chosen: warp with them
     crops = [warp_face(frame, a, s) for frame, affines in zip(frames, faces.affines) for a in affines]
@@ -491,7 +495,8 @@ class EngineResult:
 
 
 class Engine:
-    """The one orchestrator. ``model``: a loaded GFPGAN (:func:`gfp_core.weights.load_model`);
+    """The one orchestrator. ``model``: a loaded GFPGAN (:func:`gfp_core.weights.load_model`; None
+for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
     ``detector``: a :class:`~gfp_core.face.detection.FaceDetector` or a function that gives one (called
     only when faces must be found); ``parser``: the same for the 'parsing' mask; ``background``: a
     :class:`~gfp_core.background.BackgroundUpsampler` or None (Lanczos). Options: an
@@ -506,7 +511,7 @@ class Engine:
         self._parser = parser
         self.background_upsampler = background
         self.face_size: int = getattr(model, "out_size", 512)
-        self.batch_size = faces_per_budget(model, self.options.memory_budget_mb)
+        self.batch_size = faces_per_budget(model, self.options.memory_budget_mb) if model is not None else 1
 
     @property
     def detector(self):
@@ -536,11 +541,10 @@ class Engine:
         if height * width <= limit:
             return
         fits = (limit / (input_size[0] * input_size[1])) ** 0.5
-        hint = f"use an upscale of at most {int(fits * 100) / 100:g}" if fits >= 1 else "use a smaller image"
-        raise InvalidImageError(
+        raise ImageTooLargeError(
             f"the result would be {width}x{height}, {megapixels(height * width)} megapixels, over the output limit "
-            f"of {megapixels(limit)}; {hint}, or raise the limit (--max-output-pixels, "
-            f"max_output_pixels=) if you have the memory")
+            f"of {megapixels(limit)}", setting="max_output_pixels",
+            remedy=f"use an upscale of at most {int(fits * 100) / 100:g}" if fits >= 1 else "use a smaller image")
 
     # --- the stages with this engine's models and options -----------------------------------
 
@@ -589,7 +593,6 @@ class Engine:
         ``should_stop()`` raises to cancel the run (a host's interrupt, a deadline): it is asked at
         every stage and between the blocks of every forward pass, so a stop lands within a small
         part of one face's restoration (bench/bench_interrupt.py)."""
-        o = self.options
 
         def report(stage: str, fraction: float, n: int = 0) -> None:
             if on_progress is not None:
@@ -621,8 +624,47 @@ class Engine:
         restored = self.restore_crops(crops, on_batch=restored_some, should_stop=should_stop) if total \
             else crops.copy()
         report("paste", 0.9, total)
-        masks = self.masks_for(face_set, restored) if total else np.zeros((0, self.face_size, self.face_size),
-                                                                          np.float32)
+        return self._blend(frames, kind, face_set, crops, restored)
+
+    def paste_crops(self, images: Any, faces: FaceSet, crops: np.ndarray,
+                    should_stop: Callable[[], None] | None = None) -> EngineResult:
+        """The stages after restoration (mask, colour match, background, paste) for crops that come
+        from elsewhere: restored or edited by other means, one per face of ``faces`` (found in these
+        ``images`` by :meth:`detect` and :meth:`choose`, or :func:`detect_frames` and
+        :func:`choose_faces`), frame after frame. ``crops``: ``[N, h, w, 3]`` (or ``[N, h, w, 1]``)
+        uint8 or float in [0, 1]; crops of another size than the faces' are resized."""
+        import cv2
+
+        frames, kind = to_frames(images)
+        check_frames([f.rgb8 for f in frames], faces)
+        for frame in frames:
+            self.check_output_size(frame.size)
+        crops = np.asarray(crops)
+        if crops.ndim == 4 and crops.shape[-1] == 1:
+            crops = np.repeat(crops, 3, axis=-1)
+        if crops.ndim != 4 or crops.shape[-1] not in (3, 4):
+            raise InvalidImageError(f"face crops must be a batch of RGB images [N, H, W, 3], got {list(crops.shape)}")
+        crops = crops[..., :3]
+        if faces.total == 0 and len(crops) == 1:
+            crops = crops[:0]  # the stand-in crop a host passes for a batch without faces
+        s = faces.face_size
+        if crops.shape[1:3] != (s, s) and len(crops):  # masks are made at the faces' crop size
+            crops = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA if c.shape[0] > s
+                                         else cv2.INTER_LINEAR) for c in crops])
+        faces.split(crops)  # a wrong number of crops is refused before any work
+        if should_stop is not None:
+            should_stop()
+        originals = self.crop([f.rgb8 for f in frames], faces) if self.options.colour_match else None
+        return self._blend(frames, kind, faces, originals, crops)
+
+    def _blend(self, frames: list[Frame], kind: str, face_set: FaceSet, crops: np.ndarray | None,
+               restored: np.ndarray) -> EngineResult:
+        """Mask, colour-match (against ``crops``, the original faces), background and paste: the
+        end of :meth:`run` and all of :meth:`paste_crops`."""
+        o = self.options
+        total = face_set.total
+        s = face_set.face_size
+        masks = self.masks_for(face_set, restored) if total else np.zeros((0, s, s), np.float32)
         if o.colour_match and total:
             from .face.colour import match_colour
 
@@ -634,7 +676,8 @@ class Engine:
         return EngineResult(
             frames=[f.rebuild(p) for f, p in zip(frames, pasted)], found=face_set.found, chosen=face_set.numbers,
             faces=face_set.flat_faces, frame_index=face_set.frame_index,
-            numbers=np.array([k for ks in face_set.numbers for k in ks], np.int64), crops=crops, restored=restored,
+            numbers=np.array([k for ks in face_set.numbers for k in ks], np.int64),
+            crops=crops if crops is not None else np.zeros((0, s, s, 3), np.uint8), restored=restored,
             affines=face_set.flat_affines, masks=masks, notes=list(face_set.notes), coverage=coverage, kind=kind)
 
 
@@ -646,5 +689,5 @@ def restore_frames(model, images: Any, *, detector=None, parser=None, background
 
 
 __all__ = ["Engine", "EngineOptions", "EngineResult", "FaceSet", "Frame", "background_frames", "choose_faces",
-           "crop_faces", "detect_frames", "faces_per_budget", "given_faces", "mask_faces", "paste_frames",
+           "check_frames", "crop_faces", "detect_frames", "faces_per_budget", "given_faces", "mask_faces", "paste_frames",
            "restore_crops", "restore_frames", "to_frames"]

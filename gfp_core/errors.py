@@ -32,6 +32,41 @@ class InvalidImageError(GFPError, ValueError):
     """An image that cannot be read or used."""
 
 
+class ImageTooLargeError(InvalidImageError):
+    """An image, or the result asked of it, over a size limit.
+
+    ``setting``: the limit's canonical name (``max_pixels``, ``max_output_pixels``); ``remedy``: what
+    else would help (e.g. a smaller upscale). The message ends with the remedy and how to raise the
+    limit, in a front end's words (:func:`gfp_core.options.in_words`: a flag, a setting); where the
+    limit is fixed for the user (a hosted demo, a node without that input) the front end names no
+    word and the message ends with the remedy, or "use a smaller image".
+    """
+
+    def __init__(self, message: str, *, setting: str, remedy: str = "") -> None:
+        self.template = message
+        self.setting = setting
+        self.remedy = remedy
+        super().__init__(self._text(f"the limit ({setting})"))
+
+    def _text(self, word: str | None) -> str:
+        raise_it = f"raise {word} if you have the memory" if word else ""
+        remedies = [part for part in (self.remedy, raise_it) if part]
+        return f"{self.template}; {', or '.join(remedies) if remedies else 'use a smaller image'}"
+
+    def say(self, word: str | None) -> None:
+        """End the message with how to raise the limit as ``word`` (None: the limit is fixed here)."""
+        self.args = (self._text(word),)
+
+    def __reduce__(self):
+        return _rebuild_limit, (type(self), self.template, self.setting, self.remedy, self.args)
+
+
+def _rebuild_limit(cls, template, setting, remedy, args):
+    exc = cls(template, setting=setting, remedy=remedy)
+    exc.args = args
+    return exc
+
+
 class InvalidVideoError(InvalidImageError):
     """A video file that cannot be read or written: not a video, damaged or cut short, no video stream,
     or an output name or codec that FFmpeg cannot write. An :class:`InvalidImageError`, so front ends

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .errors import InvalidImageError
+from .errors import ImageTooLargeError, InvalidImageError
 
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: larger photos are refused before they are decoded
@@ -133,8 +133,8 @@ def read_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pict
     except Image.DecompressionBombError as exc:  # over twice our own limit: Pillow refused in its header check
         found = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{megapixels(int(found.group(1)))} megapixels" if found else "too large"
-        raise InvalidImageError(f"{path}: {size}, over the limit of {megapixels(max_pixels)}; raise it "
-                                f"(--max-pixels) if you have the memory") from exc
+        raise ImageTooLargeError(f"{path}: {size}, over the limit of {megapixels(max_pixels)}",
+                                 setting="max_pixels") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError(f"{path}: not a readable image ({exc})") from exc
 
@@ -161,9 +161,9 @@ def _open_supported(path: Path, max_pixels: int) -> Iterator[Any]:
     with img:
         width, height = img.size
         if width * height > max_pixels:
-            raise InvalidImageError(
+            raise ImageTooLargeError(
                 f"{path}: {width}x{height} is {megapixels(width * height)} megapixels, over the limit of "
-                f"{megapixels(max_pixels)}; raise it (--max-pixels) if you have the memory")
+                f"{megapixels(max_pixels)}", setting="max_pixels")
         yield img
 
 

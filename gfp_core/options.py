@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, NamedTuple
 
-from .errors import FaceSelectionError, InvalidOptionError
+from .errors import FaceSelectionError, ImageTooLargeError, InvalidOptionError
 
 
 def shown(value: Any, limit: int = 40) -> str:
@@ -313,9 +313,13 @@ def choices(setting: str) -> Choices:
 def in_words(exc: BaseException, words: Mapping[str, str]) -> BaseException:
     """Rewrite an :class:`InvalidOptionError`'s message so that it names its setting in a front
     end's words (``words``: canonical name → flag, label or input name; names not in it keep the
-    canonical name). Changes ``exc`` in place and returns it; anything else comes back untouched."""
+    canonical name), and an :class:`ImageTooLargeError`'s so that it says how to raise the limit
+    there (a word of None: it cannot be raised there). Changes ``exc`` in place and returns it;
+    anything else comes back untouched."""
     if isinstance(exc, InvalidOptionError):
         exc.say(words.get(exc.setting, exc.setting) if exc.setting else None)
+    elif isinstance(exc, ImageTooLargeError):  # a word of None: the limit cannot be raised there
+        exc.say(words[exc.setting] if exc.setting in words else f"the limit ({exc.setting})")
     return exc
 
 
@@ -325,7 +329,7 @@ def speaking(words: Mapping[str, str]) -> Iterator[None]:
     in ``words`` (see :func:`in_words`)."""
     try:
         yield
-    except InvalidOptionError as exc:
+    except (InvalidOptionError, ImageTooLargeError) as exc:
         in_words(exc, words)
         raise
 

@@ -9,9 +9,8 @@ import logging
 import numpy as np
 import torch
 
-from gfp_core.engine import (Engine, FaceSet, background_frames, choose_faces, crop_faces, detect_frames,
-                             mask_faces, paste_frames, restore_crops, to_frames)
-from gfp_core.engine import _check_frames as check_frames
+from gfp_core.engine import (Engine, FaceSet, choose_faces, crop_faces, detect_frames, mask_faces, paste_frames,
+                             restore_crops, to_frames)
 from gfp_core.errors import WeightsNotFoundError
 from gfp_core.face.detection import load_detector
 from gfp_core.face.masks import MASK_MODES
@@ -230,37 +229,15 @@ class GFPGANPasteFaces:
     @comfy_errors
     def paste(self, image, faces: FaceSet, crops, mask, feather, visibility, upscale, parser=None,
               upscale_model=None, background="lanczos", colour_match=False):
-        """The engine's mask, colour, background and paste stages, on crops that come from elsewhere."""
-        import cv2
-
-        frames = _frames(image)
-        check_frames([f.rgb8 for f in frames], faces)
-        s = faces.face_size
-        crop_array = crops.detach().cpu().float().numpy()
-        crop_array = np.repeat(crop_array, 3, axis=-1) if crop_array.shape[-1] == 1 else crop_array[..., :3]
-        if faces.total == 0 and len(crop_array) == 1:
-            crop_array = crop_array[:0]  # the stand-in crop of a batch without faces
-        if crop_array.shape[1:3] != (s, s) and len(crop_array):  # masks are made at the set's crop size
-            crop_array = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA if c.shape[0] > s
-                                              else cv2.INTER_LINEAR) for c in crop_array])
-        faces.split(crop_array)  # a wrong number of crops is refused before any work
+        """The engine's stages after restoration, on crops that come from elsewhere."""
         notes: list[str] = []
-        parser = _parser(mask, parser)
-        masks = mask_faces(faces, crop_array, mode=mask, upscale=upscale,
-                           parser=parser() if callable(parser) and not hasattr(parser, "parameters") else parser,
-                           feather=feather)
-        if colour_match and faces.total:
-            from gfp_core.face.colour import match_colour
-
-            originals = crop_faces([f.rgb8 for f in frames], faces)
-            crop_array = np.stack([match_colour(r, c, m) for r, c, m in zip(crop_array, originals, masks)])
-        host.check_interrupt()
-        backgrounds = background_frames([f.base for f in frames], upscale, _background(upscale_model, background,
-                                                                                         notes))
-        images, coverage = paste_frames(backgrounds, faces, crop_array, masks, visibility=visibility,
-                                        upscale=upscale, coverage=True)
-        out = np.stack([f.rebuild(i) for f, i in zip(frames, images)])
-        return _tell(notes, (torch.from_numpy(np.ascontiguousarray(out, np.float32)), _masks_tensor(coverage)))
+        engine = Engine(None, parser=_parser(mask, parser), background=_background(upscale_model, background, notes),
+                        mask=mask, feather=feather, visibility=visibility, upscale=upscale,
+                        colour_match=colour_match, coverage=True)
+        result = engine.paste_crops(image.detach().cpu().float().numpy(), faces, crops.detach().cpu().float().numpy(),
+                                    should_stop=host.check_interrupt)
+        images = torch.from_numpy(np.ascontiguousarray(result.images, np.float32))
+        return _tell(notes, (images, _masks_tensor(result.coverage)))
 
 
 class GFPGANRestoreFaces:

@@ -1,7 +1,7 @@
 """gfp_core's messages in ComfyUI's words.
 
 The library's error messages end with what to do next, sometimes naming a command-line flag of the
-CLI (``--device cpu``, ``--max-pixels``); inside ComfyUI those flags mean nothing. ``comfy_errors``
+CLI (``--device cpu``); inside ComfyUI those flags mean nothing. ``comfy_errors``
 wraps a node's function so that such hints name the node's inputs (or the environment variable that
 the ComfyUI process reads) instead. The exception is the library's own, its message rewritten.
 """
@@ -14,8 +14,9 @@ from typing import Callable
 from gfp_core import options
 from gfp_core.errors import GFPError
 
-#: the library's option names → this pack's input names (the others are the same word)
-NODE_WORDS = {"min_face_size": "min_size", "model": "model_name"}
+#: the library's option names → this pack's input names (the others are the same word); None: the
+#: pack has no such input (the image size limits are the library's defaults)
+NODE_WORDS = {"min_face_size": "min_size", "model": "model_name", "max_pixels": None, "max_output_pixels": None}
 
 # (pattern, replacement), applied in order; the last one drops any flag still named
 _REWRITES: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), r) for p, r in (
@@ -23,9 +24,6 @@ _REWRITES: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), r) for p, 
     (r"--device ([\w.:]+)", r"device \1 on the loader node"),
     (r"accept it with --allow-unverified \(allow_unverified=True, or GFP_ALLOW_UNVERIFIED=1\)",
      "start ComfyUI with the environment variable GFP_ALLOW_UNVERIFIED=1"),
-    (r",? or raise the limit \(--max-output-pixels, max_output_pixels=\) if you have the memory",
-     ""),
-    (r"; raise it \(--max-pixels\) if you have the memory", "; use a smaller image"),
     (r" \((?:--[\w-]+(?:, )?)+(?:[\w_]+=[\w]*)?\)", ""),   # "(--flag, keyword=)" asides
     (r" ?\(?--[a-z][\w-]*\)?", ""),
 ))

@@ -153,8 +153,7 @@ def test_results_over_the_output_limit_are_refused_per_image(tmp_path, tiny_chec
                          "-m", str(tiny_checkpoint), "-o", str(out), tmp_path=tmp_path)
     assert result.returncode == 1, result.stderr
     assert (f"error: {inputs / 'large.png'}: the result would be 200x200, 0.04 megapixels, over the output limit "
-            "of 0.03; use an upscale of at most 1.73, or raise the limit (--max-output-pixels, max_output_pixels=) "
-            "if you have the memory") in result.stderr
+            "of 0.03; use an upscale of at most 1.73, or raise --max-output-pixels if you have the memory") in result.stderr
     assert "1 images restored" in result.stderr and "1 failed" in result.stderr
     assert Image.open(out / "restored_imgs" / "small.png").size == (100, 100)
     assert not (out / "restored_imgs" / "large.png").exists()

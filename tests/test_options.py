@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from gfp_core import options
-from gfp_core.errors import FaceSelectionError, GFPError, InvalidOptionError
+from gfp_core.errors import FaceSelectionError, GFPError, InvalidImageError, InvalidOptionError
 
 #: (canonical setting, a bad value, FaceRestorer/EngineOptions keyword, CLI flag)
 BAD = [
@@ -121,6 +121,52 @@ def test_in_words_and_speaking_rename_only_the_setting():
     assert str(caught.value).startswith("threshold must be")
     plain = InvalidOptionError("a message without a setting")
     assert str(options.in_words(plain, {"threshold": "--threshold"})) == "a message without a setting"
+
+
+def test_size_limits_say_how_to_raise_them_in_each_front_end_s_words(tmp_path, tiny_checkpoint):
+    """The CLI names its flag; where the limit is the server's or the pack's (web, nodes), the
+    message ends with what the user can do instead."""
+    from PIL import Image
+
+    from gfp_core.cli import CLI_WORDS
+    from gfp_core.engine import Engine
+    from gfp_core.errors import ImageTooLargeError
+    from gfp_core.image import read_picture
+    from gfp_core.weights import load_model
+    from web.engine import MESSAGE_WORDS
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (600, 500)).save(big)
+    with pytest.raises(ImageTooLargeError) as read:
+        read_picture(big, max_pixels=100_000)
+    with pytest.raises(ImageTooLargeError) as output:
+        Engine(load_model(tiny_checkpoint, device="cpu"), upscale=4,
+               max_output_pixels=1_000_000).check_output_size((300, 400))
+    words = {"library": {}, "cli": CLI_WORDS, "web": MESSAGE_WORDS, "nodes": _node_words()}
+    expected = {
+        "library": ("raise the limit (max_pixels) if you have the memory",
+                    "use an upscale of at most 2.88, or raise the limit (max_output_pixels) if you have the memory"),
+        "cli": ("raise --max-pixels if you have the memory",
+                "use an upscale of at most 2.88, or raise --max-output-pixels if you have the memory"),
+        "web": ("use a smaller image", "use an upscale of at most 2.88"),
+        "nodes": ("use a smaller image", "use an upscale of at most 2.88"),
+    }
+    for front_end, (read_tail, output_tail) in expected.items():
+        for exc, tail in ((read.value, read_tail), (output.value, output_tail)):
+            message = str(options.in_words(exc, words[front_end]))
+            assert message.endswith("; " + tail), (front_end, message)
+            assert isinstance(exc, InvalidImageError) and isinstance(exc, ValueError)
+    copy = pickle.loads(pickle.dumps(output.value))
+    assert str(copy) == str(output.value) and copy.setting == "max_output_pixels"
+
+
+def _node_words() -> dict:
+    from helpers import forget_modules, import_pack
+
+    try:
+        return dict(import_pack("gfp_words_pack").nodes.messages.NODE_WORDS)
+    finally:
+        forget_modules("gfp_words_pack")
 
 
 @pytest.mark.parametrize("setting, value, keyword, flag", BAD, ids=[b[0] for b in BAD])

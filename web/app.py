@@ -24,7 +24,7 @@ from gfp_core import options
 from gfp_core.errors import GFPError, InvalidImageError, WeightsNotFoundError
 
 from .accelerator import on_accelerator, restore_job, use_engine
-from .engine import (FORMAT_SUFFIXES, LABELS, MODEL_CHOICES, InvalidOptionError,
+from .engine import (FORMAT_SUFFIXES, LABELS, MESSAGE_WORDS, MODEL_CHOICES, InvalidOptionError,
                      RestoreEngine, RestoreOptions, RestoreOutcome, one_line, short)
 from .settings import WebSettings, file_size_bytes, parse_settings
 
@@ -186,7 +186,7 @@ def _file_name(path: str) -> str:
 def _refuse(what: str, exc: Exception, path: Path | None, name: str) -> gr.Error:
     """The page's error for ``exc``, logged: user errors in one line, anything else with its traceback."""
     if isinstance(exc, GFPError):
-        options.in_words(exc, LABELS)  # a refused option is named by its control
+        options.in_words(exc, MESSAGE_WORDS)  # a refused option is named by its control
         log.warning("%s refused (%s): %s", what, name or "no photo", one_line(str(exc)))
         return gr.Error(visitor_message(exc, path, name), duration=TOAST_SECONDS, print_exception=False)
     log.error("%s of %s failed", what, name or "no photo", exc_info=exc)

@@ -49,6 +49,9 @@ LABELS = {"model": "GFPGAN version", "fidelity": "Fidelity", "visibility": "Visi
           "detector": "Face detector", "threshold": "Detection threshold", "select": "Which faces",
           "indices": "Face numbers to restore", "mask": "Blending mask", "background": "Background",
           "output_format": "Download format"}
+#: the words messages use for settings: the controls' labels; the image limits are the server's (None:
+#: a visitor cannot raise them, so a message over a limit says what else to do)
+MESSAGE_WORDS = {**LABELS, "max_pixels": None, "max_output_pixels": None}
 PREVIEW_MAX_SIDE = 2048  # the page shows at most this; the download has every pixel
 MAX_INDICES_CHARS = 200  # 'Face numbers' longer than this cannot be a real list of faces
 #: the models the page's defaults use, loaded when the server starts rather than on the first visit

@@ -41,8 +41,6 @@ class GFPGANBase(nn.Module):
     ``stylegan_decoder``.
     """
 
-    #: default for :meth:`forward`; 1 is the published model. See :mod:`gfp_core.archs.sft`.
-    fidelity: float = 1.0
     #: layout the forward pass runs in; see :meth:`to_channels_last`
     memory_format: torch.memory_format = torch.contiguous_format
     #: let the forward pass use kernels that are faster but not bit-exact; see :meth:`optimize_for_inference`
@@ -124,12 +122,12 @@ class GFPGANBase(nn.Module):
         return feat
 
     def forward(self, x: torch.Tensor, return_rgb: bool = True, randomize_noise: bool = False,
-                fidelity: float | None = None, check: Callable[[], None] | None = None
+                fidelity: float = 1.0, check: Callable[[], None] | None = None
                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Restore aligned faces ``x`` (``[B, 3, S, S]`` in [-1, 1], S = ``out_size``).
 
         ``randomize_noise``: draw fresh StyleGAN2 noise instead of the stored maps (the default is
-        deterministic). ``fidelity``: strength of the CS-SFT modulation, ``self.fidelity`` if None.
+        deterministic). ``fidelity``: strength of the CS-SFT modulation (1: the published model; see :mod:`gfp_core.archs.sft`).
         ``check``: called before every stage (each U-Net encoder and decoder block, each StyleGAN2
         resolution: ``3·log2(S) − 5`` calls, 22 at 512 px); it stops the forward pass by raising,
         which is how a host application interrupts one (see :func:`gfp_core.restore.restore_aligned`).
@@ -137,9 +135,9 @@ class GFPGANBase(nn.Module):
         with fast_kernels(self.fast_kernels):
             return self._forward(x, return_rgb, randomize_noise, fidelity, check or _keep_going)
 
-    def _forward(self, x: torch.Tensor, return_rgb: bool, randomize_noise: bool, fidelity: float | None,
+    def _forward(self, x: torch.Tensor, return_rgb: bool, randomize_noise: bool, fidelity: float,
                  check: Callable[[], None]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        fidelity = check_fidelity(self.fidelity if fidelity is None else fidelity)
+        fidelity = check_fidelity(fidelity)
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.out_size or x.shape[3] != self.out_size:
             raise ValueError(f"expected faces of shape [B, 3, {self.out_size}, {self.out_size}], got {list(x.shape)}")
 

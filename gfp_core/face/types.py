@@ -36,7 +36,3 @@ class Face:
     @property
     def eye_distance(self) -> float:
         return float(np.linalg.norm(self.landmarks[1] - self.landmarks[0]))
-
-    def scaled(self, factor: float) -> "Face":
-        """The same face in an image ``factor`` times larger."""
-        return Face(self.box * factor, self.landmarks * factor, self.score)

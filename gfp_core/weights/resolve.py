@@ -53,10 +53,6 @@ def offline_variable() -> str | None:
     return None
 
 
-def is_offline() -> bool:
-    return offline_variable() is not None
-
-
 def allow_unverified_default() -> bool:
     return _truthy(os.environ.get("GFP_ALLOW_UNVERIFIED"))
 
