@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import FaceSelectionError, ImageTooLargeError, InvalidImageError
 from .face.detection import MIN_EYE_DISTANCE
 from .face.types import Face
+
+if TYPE_CHECKING:
+    from .face.track import Track, Tracks
 from .image import DEFAULT_MAX_OUTPUT_PIXELS, Picture, as_uint8, megapixels, to_picture
 
 log = logging.getLogger(__name__)
@@ -134,8 +137,9 @@ def to_frames(images: Any) -> tuple[list[Frame], str]:
 @dataclass
 class FaceSet:
     """Faces of a batch of frames. ``found[i]``: every face found in frame ``i``, in reading order
-    (list position = the face's number); ``faces[i]`` / ``numbers[i]``: the chosen ones and their
-    numbers; ``affines[i]`` (``[n_i, 2, 3]``): their alignments to the ``face_size`` crop."""
+    (list position = the face's number) or, for a clip whose faces were tracked, by track (then
+    ``found_numbers[i]`` gives their track ids); ``faces[i]`` / ``numbers[i]``: the chosen ones and
+    their numbers; ``affines[i]`` (``[n_i, 2, 3]``): their alignments to the ``face_size`` crop."""
 
     faces: list[list[Face]]
     affines: list[np.ndarray]
@@ -145,6 +149,8 @@ class FaceSet:
     found: list[list[Face]] = field(default_factory=list)
     numbers: list[list[int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: each found face's number: None for list positions (pictures), else a clip's track ids
+    found_numbers: list[list[int]] | None = None
 
     @property
     def counts(self) -> list[int]:
@@ -166,6 +172,14 @@ class FaceSet:
     @property
     def flat_affines(self) -> np.ndarray:
         return np.concatenate(self.affines) if self.total else np.zeros((0, 2, 3))
+
+    def frames_between(self, start: int, stop: int) -> "FaceSet":
+        """The faces of frames ``start`` … ``stop - 1`` (a chunk of a clip chosen as a whole)."""
+        part = slice(start, stop)
+        notes = [] if start or stop < len(self.faces) else list(self.notes)
+        return FaceSet(self.faces[part], self.affines[part], self.frame_sizes[part], self.face_size,
+                       self.detected[part], self.found[part], self.numbers[part], notes,
+                       None if self.found_numbers is None else self.found_numbers[part])
 
     def split(self, crops: np.ndarray) -> list[np.ndarray]:
         """A flat crop batch → one array per frame."""
@@ -275,6 +289,69 @@ def given_faces(faces: Sequence[Face] | Sequence[Sequence[Face]], frame_sizes: S
                for fs in per_frame]
     return FaceSet(per_frame, affines, [tuple(s) for s in frame_sizes], face_size, [len(fs) for fs in per_frame],
                    per_frame, [list(range(len(fs))) for fs in per_frame])
+
+
+def track_faces(found: Sequence[Sequence[Face]], *, smoothing: float = 0.5, fps: float | None = None) -> Tracks:
+    """Stage 1b, for the frames of a clip: the faces linked into tracks with stable ids (a few
+    missed frames filled in) and their alignment smoothed in time (:mod:`gfp_core.face.track`)."""
+    from .face.track import link_tracks, smooth_tracks
+
+    return smooth_tracks(link_tracks(found), smoothing, fps)
+
+
+def choose_tracks(tracks: Tracks, frame_sizes: Sequence[tuple[int, int]], *, select: str = "all",
+                  indices: Sequence[int] | None = None, max_faces: int | None = None,
+                  face_limit: int | None = None, limit_reason: str = "the face limit",
+                  face_size: int = 512, passed: str = "unchanged") -> FaceSet:
+    """Stage 2 for a clip: the choice applies to whole tracks, so "face 0" is the same person in
+    every frame. A face's number is its track's id (numbered by first appearance, then in reading
+    order). 'largest' and 'center' rank the tracks by their median box over the clip; ``indices``
+    beyond the clip's tracks are an error; ``face_limit`` keeps at most that many per frame."""
+    from .face.align import estimate_alignment
+    from .face.select import select_faces
+
+    n = len(frame_sizes)
+    if tracks.frames != n:
+        raise InvalidImageError(f"got face tracks of {tracks.frames} frame(s), but there are {n}")
+    count = len(tracks)
+    if select == "indices":
+        if not indices:
+            raise FaceSelectionError("{setting} 'indices' needs at least one face index", setting="select",
+                                     value=indices)
+        bad = [i for i in indices if not -count <= i < count]
+        if bad and count:
+            raise FaceSelectionError(f"face index {bad[0]} is out of range: {count} faces were followed through "
+                                     f"the clip (numbers 0 to {count - 1})", setting="indices", value=bad[0],
+                                     allowed=(-count, count - 1))
+        chosen_ids = {tracks.tracks[i].id for i in indices if -count <= i < count}
+    elif select == "all" and not max_faces:
+        chosen_ids = {t.id for t in tracks}
+    else:
+        stand_ins = [_median_face(t) for t in tracks]  # one face per track, where it mostly is
+        picked = {id(f) for f in select_faces(stand_ins, frame_sizes[0], select, None, max_faces)}
+        chosen_ids = {t.id for t, f in zip(tracks, stand_ins) if id(f) in picked}
+    found, found_numbers, faces, numbers, notes = [], [], [], [], []
+    for i, entries in enumerate(tracks.per_frame()):
+        found.append([e.face for e in entries])
+        found_numbers.append([e.track for e in entries])
+        keep = [e for e in entries if e.track in chosen_ids]
+        if face_limit is not None and len(keep) > face_limit:
+            notes.append(f"frame {i}: {len(keep)} faces chosen; the {face_limit} largest were restored ({limit_reason})")
+            keep = sorted(sorted(keep, key=lambda e: -e.face.area)[:face_limit], key=lambda e: e.track)
+        faces.append([e.face for e in keep])
+        numbers.append([e.track for e in keep])
+    faceless = sum(1 for fs in found if not fs)
+    if faceless:
+        notes.insert(0, f"{faceless} of {n} frames had no face and were passed through {passed}")
+    affines = [np.stack([estimate_alignment(f.landmarks, face_size) for f in fs]) if fs else np.zeros((0, 2, 3))
+               for fs in faces]
+    return FaceSet(faces, affines, [tuple(s) for s in frame_sizes], face_size, [len(fs) for fs in found], found,
+                   numbers, notes, found_numbers)
+
+
+def _median_face(track: Track) -> Face:
+    return Face(np.median(track.boxes, axis=0).astype(np.float32),
+                np.median(track.landmarks, axis=0).astype(np.float32), 1.0)
 
 
 def check_frames(frames: Sequence[np.ndarray], faces: FaceSet) -> None:
@@ -395,7 +472,11 @@ class EngineOptions:
     :func:`~gfp_core.face.select.select_faces`; ``face_limit``: at most that many faces restored per
     frame (the largest), with ``limit_reason`` in the note that says so. ``mask``: 'box', 'ellipse'
     or 'parsing' (needs a parser); ``feather`` softens its edge. ``coverage``: also give, per frame,
-    how much of each pixel is the restored face. ``memory_budget_mb``: bounds one forward pass (see
+    how much of each pixel is the restored face. ``smoothing`` > 0: a batch of frames
+    (``N×H×W×C``) is a clip: its faces are followed from frame to frame (a face's number is its
+    track's, the same person in every frame, and the choice applies to whole tracks) and their
+    alignment is smoothed in time with that strength (:mod:`gfp_core.face.track`; ``fps``: the clip's
+    rate, None for 30); 0: every frame on its own, as the official code. ``memory_budget_mb``: bounds one forward pass (see
     :func:`faces_per_budget`). ``max_output_pixels``: a frame whose result would be larger is refused
     before any work."""
 
@@ -415,6 +496,8 @@ class EngineOptions:
     face_limit: int | None = None
     limit_reason: str = "the face limit"
     coverage: bool = False
+    smoothing: float = 0.0
+    fps: float | None = None
     memory_budget_mb: int | None = None
     max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS
 
@@ -438,6 +521,8 @@ class EngineOptions:
         o.MAX_FACES.check(self.max_faces)
         o.FACE_LIMIT.check(self.face_limit)
         o.MEMORY_BUDGET_MB.check(self.memory_budget_mb)
+        o.SMOOTHING.check(self.smoothing)
+        o.FPS.check(self.fps)
         if self.indices is not None:
             try:
                 object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
@@ -452,8 +537,9 @@ class EngineResult:
 
     ``frames``: the output frames, each in its input's layout and dtype (``upscale`` times larger);
     ``images`` stacks them (a batch in gives a batch out), ``image`` is the first (one picture in).
-    ``found[i]``: every face found in frame ``i`` in reading order (list position = the face's
-    number, as the preview draws it); ``chosen[i]``: the numbers of the faces restored there.
+    ``found[i]``: every face found in frame ``i`` in reading order, ``found_numbers[i]`` their numbers
+    (list positions, as the preview draws them; for a tracked clip, the tracks' ids, the same person
+    in every frame); ``chosen[i]``: the numbers of the faces restored there.
     Flat over the batch, one row per restored face, frame after frame: ``faces``, ``frame_index``,
     ``numbers``, ``crops`` and ``restored`` (aligned ``S×S×3`` uint8), ``affines`` (frame → crop),
     ``masks`` (crop-space paste masks in [0, 1]). ``coverage`` (if asked): per frame, how much of
@@ -473,6 +559,7 @@ class EngineResult:
     notes: list[str] = field(default_factory=list)
     coverage: list[np.ndarray] | None = None
     kind: str = "picture"
+    found_numbers: list[list[int]] = field(default_factory=list)
 
     @property
     def num_found(self) -> list[int]:
@@ -557,8 +644,20 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
         o = self.options
         return choose_faces(found, frame_sizes, select=o.select, indices=o.indices, max_faces=o.max_faces,
                             face_limit=o.face_limit, limit_reason=o.limit_reason, face_size=self.face_size,
-                            passed="unchanged" if o.upscale == 1 and self.background_upsampler is None
-                            else "with only the background upscaled")
+                            passed=self._passed())
+
+    def track(self, found: Sequence[Sequence[Face]]) -> Tracks:
+        return track_faces(found, smoothing=self.options.smoothing, fps=self.options.fps)
+
+    def choose_tracked(self, tracks: Tracks, frame_sizes: Sequence[tuple[int, int]]) -> FaceSet:
+        o = self.options
+        return choose_tracks(tracks, frame_sizes, select=o.select, indices=o.indices, max_faces=o.max_faces,
+                             face_limit=o.face_limit, limit_reason=o.limit_reason, face_size=self.face_size,
+                             passed=self._passed())
+
+    def _passed(self) -> str:
+        return "unchanged" if self.options.upscale == 1 and self.background_upsampler is None \
+            else "with only the background upscaled"
 
     def crop(self, frames: Sequence[np.ndarray], faces: FaceSet) -> np.ndarray:
         return crop_faces(frames, faces)
@@ -583,11 +682,12 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
 
     # --- all of it ----------------------------------------------------------------------------
 
-    def run(self, images: Any, faces: Sequence[Face] | Sequence[Sequence[Face]] | None = None,
+    def run(self, images: Any, faces: FaceSet | Sequence[Face] | Sequence[Sequence[Face]] | None = None,
             on_progress: Progress | None = None, should_stop: Callable[[], None] | None = None) -> EngineResult:
         """Restore the chosen faces of one picture or a batch of frames (see the module's docstring
         for what ``images`` may be). ``faces``: restore these (a list per frame, or one list for one
-        picture) instead of detecting and choosing. Frames without faces come back unchanged
+        picture, or a :class:`FaceSet` already chosen, e.g. a chunk of a clip's:
+        :meth:`FaceSet.frames_between`) instead of detecting and choosing. Frames without faces come back unchanged
         (upscaled if asked) and are counted in ``notes``; no frame fails the batch.
 
         ``should_stop()`` raises to cancel the run (a host's interrupt, a deadline): it is asked at
@@ -608,7 +708,13 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
         if faces is None:
             report("detect", 0.0)
             found = self.detect(rgb8, on_frame=lambda i: report("detect", 0.1 * i / len(frames)) if i else None)
-            face_set = self.choose(found, sizes)
+            if self.options.smoothing > 0 and kind == "batch" and len(frames) > 1:  # a clip
+                face_set = self.choose_tracked(self.track(found), sizes)
+            else:
+                face_set = self.choose(found, sizes)
+        elif isinstance(faces, FaceSet):
+            check_frames(rgb8, faces)
+            face_set = faces
         else:
             face_set = given_faces(faces, sizes, self.face_size)
         total = face_set.total
@@ -675,6 +781,7 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
             log.info("%s", note)
         return EngineResult(
             frames=[f.rebuild(p) for f, p in zip(frames, pasted)], found=face_set.found, chosen=face_set.numbers,
+            found_numbers=face_set.found_numbers or [list(range(len(fs))) for fs in face_set.found],
             faces=face_set.flat_faces, frame_index=face_set.frame_index,
             numbers=np.array([k for ks in face_set.numbers for k in ks], np.int64),
             crops=crops if crops is not None else np.zeros((0, s, s, 3), np.uint8), restored=restored,
@@ -689,5 +796,5 @@ def restore_frames(model, images: Any, *, detector=None, parser=None, background
 
 
 __all__ = ["Engine", "EngineOptions", "EngineResult", "FaceSet", "Frame", "background_frames", "choose_faces",
-           "check_frames", "crop_faces", "detect_frames", "faces_per_budget", "given_faces", "mask_faces", "paste_frames",
+           "check_frames", "choose_tracks", "crop_faces", "detect_frames", "track_faces", "faces_per_budget", "given_faces", "mask_faces", "paste_frames",
            "restore_crops", "restore_frames", "to_frames"]

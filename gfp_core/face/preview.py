@@ -12,11 +12,12 @@ from .types import Face
 LANDMARK_COLOURS = ((255, 64, 64), (64, 255, 64), (64, 128, 255), (255, 255, 0), (255, 0, 255))
 
 
-def draw_faces(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-    """A copy of ``image`` (RGB uint8) with every face's box, landmarks and reading-order index."""
+def draw_faces(image: np.ndarray, faces: Sequence[Face], numbers: Sequence[int] | None = None) -> np.ndarray:
+    """A copy of ``image`` (RGB uint8) with every face's box, landmarks and number: ``numbers`` (a
+    video's track ids), else its reading-order index."""
     out = np.ascontiguousarray(image.copy())
     thickness = max(1, round(max(out.shape[:2]) / 400))
-    for index, face in enumerate(faces):
+    for index, face in zip(numbers if numbers is not None else range(len(faces)), faces):
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
         cv2.rectangle(out, (x1, y1), (x2, y2), (0, 255, 255), thickness)
         for (x, y), colour in zip(face.landmarks, LANDMARK_COLOURS):
