@@ -655,6 +655,14 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
                              face_limit=o.face_limit, limit_reason=o.limit_reason, face_size=self.face_size,
                              passed=self._passed())
 
+    def choose_found(self, found: Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[int, int]], *,
+                     batch: bool = True) -> FaceSet:
+        """Stage 2 for what :meth:`detect` found: a clip (smoothing > 0, several frames of a batch)
+        by track (:meth:`track`, :meth:`choose_tracked`), anything else frame by frame (:meth:`choose`)."""
+        if self.options.smoothing > 0 and batch and len(found) > 1:
+            return self.choose_tracked(self.track(found), frame_sizes)
+        return self.choose(found, frame_sizes)
+
     def _passed(self) -> str:
         return "unchanged" if self.options.upscale == 1 and self.background_upsampler is None \
             else "with only the background upscaled"
@@ -708,10 +716,7 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
         if faces is None:
             report("detect", 0.0)
             found = self.detect(rgb8, on_frame=lambda i: report("detect", 0.1 * i / len(frames)) if i else None)
-            if self.options.smoothing > 0 and kind == "batch" and len(frames) > 1:  # a clip
-                face_set = self.choose_tracked(self.track(found), sizes)
-            else:
-                face_set = self.choose(found, sizes)
+            face_set = self.choose_found(found, sizes, batch=kind == "batch")
         elif isinstance(faces, FaceSet):
             check_frames(rgb8, faces)
             face_set = faces

@@ -9,8 +9,7 @@ import logging
 import numpy as np
 import torch
 
-from gfp_core.engine import (Engine, FaceSet, choose_faces, crop_faces, detect_frames, mask_faces, paste_frames,
-                             restore_crops, to_frames)
+from gfp_core.engine import Engine, FaceSet, crop_faces, mask_faces, paste_frames, restore_crops, to_frames
 from gfp_core.errors import WeightsNotFoundError
 from gfp_core.face.detection import load_detector
 from gfp_core.face.masks import MASK_MODES
@@ -26,9 +25,21 @@ from .upscale import ComfyBackground
 log = logging.getLogger("gfpgan.nodes")
 
 SELECT_WIDGETS = {
-    "select": (list(SELECTIONS), {"default": "all", "tooltip": "faces are numbered left to right"}),
+    "select": (list(SELECTIONS), {"default": "all", "tooltip": "faces are numbered left to right; with smoothing, "
+                                                               "a video's faces by person, in order of appearance"}),
     "indices": ("STRING", {"default": "0", "tooltip": "for select = indices: e.g. 0,2 (0 = leftmost face)"}),
     "max_faces": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "0 = no limit"}),
+}
+#: optional inputs of the nodes that find faces, for video frames. The widget suggests 0.5 for a new
+#: node; a saved prompt without them runs as before (each frame on its own): hence the functions'
+#: defaults of 0, the engine's own default
+CLIP_OPTIONS = {
+    "smoothing": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
+                            "tooltip": "for video frames: faces are followed from frame to frame, so 'face 0' is "
+                                       "the same person in every frame, and their alignment is steadied; "
+                                       "0 = every frame on its own (use 0 for a batch of separate pictures)"}),
+    "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 1000.0, "step": 0.01,
+                      "tooltip": "the frames' rate, for smoothing: wire it from Get Video Components' fps"}),
 }
 
 
@@ -62,13 +73,16 @@ def _tell(notes: list[str], outputs: tuple) -> dict | tuple:
 
 
 def _detect(image: torch.Tensor, detector, threshold: float, min_size: int, select: str, indices: str,
-            max_faces: int, face_size: int = 512):
+            max_faces: int, smoothing: float, fps: float):
+    """The engine's detect and choose stages (by track for a clip) on an IMAGE batch."""
     frames = _frames(image)
-    found = detect_frames(detector, [f.rgb8 for f in frames], score_threshold=threshold or None, min_size=min_size)
-    faces = choose_faces(found, [f.size for f in frames], select=select,
-                         indices=parse_indices(indices) if select == "indices" else None,
-                         max_faces=max_faces or None, face_size=face_size)
-    return frames, faces
+    engine = Engine(None, detector=detector, score_threshold=threshold or None, min_face_size=min_size,
+                    select=select, indices=parse_indices(indices) if select == "indices" else None,
+                    max_faces=max_faces or None, smoothing=smoothing, fps=fps)
+    bar = host.progress(len(frames))
+    found = engine.detect([f.rgb8 for f in frames], on_frame=lambda i: bar(1 if i else 0))
+    bar(1)
+    return frames, engine.choose_found(found, [f.size for f in frames])
 
 
 def _masks_tensor(masks: list[np.ndarray]) -> torch.Tensor:
@@ -130,7 +144,8 @@ class GFPGANDetectFaces:
     RETURN_TYPES = ("FACES", "MASK", "IMAGE")
     RETURN_NAMES = ("faces", "mask", "preview")
     FUNCTION = "detect"
-    DESCRIPTION = "Find faces in every frame and choose which to restore; the preview shows their indices."
+    DESCRIPTION = ("Find faces in every frame and choose which to restore; the preview shows their numbers "
+                   "(with smoothing, a video's faces keep theirs from frame to frame).")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -141,18 +156,19 @@ class GFPGANDetectFaces:
                                     "tooltip": "0 = the detector's default (0.97 ResNet-50, 0.9 MobileNet)"}),
             **SELECT_WIDGETS,
             "min_size": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": "ignore smaller faces (pixels)"}),
-        }}
+        }, "optional": dict(CLIP_OPTIONS)}
 
     @comfy_errors
-    def detect(self, image, detector, threshold, select, indices, max_faces, min_size):
-        frames, faces = _detect(image, detector, threshold, min_size, select, indices, max_faces)
+    def detect(self, image, detector, threshold, select, indices, max_faces, min_size, smoothing=0.0, fps=30.0):
+        frames, faces = _detect(image, detector, threshold, min_size, select, indices, max_faces, smoothing, fps)
         s = faces.face_size
         ones = np.ones((faces.total, s, s, 3), np.float32)
         masks = mask_faces(faces, ones, mode="box")
         _, coverage = paste_frames([np.zeros((*f.size, 3), np.float32) for f in frames], faces, ones, masks,
                                    coverage=True)
-        # every face found, with its number (what 'indices' choose)
-        preview = [draw_faces(f.rgb8, found) for f, found in zip(frames, faces.found)]
+        # every face found, with its number (what 'indices' choose): a clip's track ids, else reading order
+        numbers = faces.found_numbers or [None] * len(frames)
+        preview = [draw_faces(f.rgb8, found, ns) for f, found, ns in zip(frames, faces.found, numbers)]
         return _tell(faces.notes, (faces, _masks_tensor(coverage), uint8_to_batch(preview)))
 
 
@@ -245,7 +261,8 @@ class GFPGANRestoreFaces:
     RETURN_TYPES = ("IMAGE", "MASK", "IMAGE")
     RETURN_NAMES = ("image", "mask", "restored_crops")
     FUNCTION = "run"
-    DESCRIPTION = "Detect, restore and paste back every chosen face in one node."
+    DESCRIPTION = ("Detect, restore and paste back every chosen face in one node; with smoothing, a batch of "
+                   "video frames is restored as a clip.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -269,20 +286,21 @@ class GFPGANRestoreFaces:
                                      "tooltip": "ignore smaller faces (pixels)"}),
                 "feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
                                       "tooltip": "extra softening of the mask edge"}),
+                **CLIP_OPTIONS,  # last: a saved workflow's widget values are matched by position
             },
         }
 
     @comfy_errors
     def run(self, image, model, fidelity, visibility, mask, select, indices, max_faces, upscale, detector=None,
             parser=None, upscale_model=None, background="lanczos", colour_match=False, threshold=0.0, min_size=0,
-            feather=0.0):
+            feather=0.0, smoothing=0.0, fps=30.0):
         notes: list[str] = []
         engine = Engine(model, detector=detector or (lambda: default_detector(notes)), parser=_parser(mask, parser),
                         background=_background(upscale_model, background, notes), fidelity=fidelity,
                         visibility=visibility, mask=mask, feather=feather, colour_match=colour_match,
                         score_threshold=threshold or None, min_face_size=min_size, select=select,
                         indices=parse_indices(indices) if select == "indices" else None,
-                        max_faces=max_faces or None, upscale=upscale, coverage=True)
+                        max_faces=max_faces or None, upscale=upscale, smoothing=smoothing, fps=fps, coverage=True)
         bar, shown = None, 0
 
         def on_progress(stage: str, fraction: float, faces: int) -> None:

@@ -1,11 +1,12 @@
 """The node pack inside a real ComfyUI server (tests/comfy_server.py), driven over HTTP the way the
 frontend drives it: the pack imports from custom_nodes/, its nodes are listed with the right
-interface, and graphs of them run on a real photo."""
+interface, and graphs of them run on a real photo and, with ComfyUI's core video nodes, on a clip."""
 from __future__ import annotations
 
 import io
 import json
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from clips import FACE_CENTRE, make_clip
 from comfy_server import ComfyError, fill_inputs, input_spec
 from helpers import forget_modules, import_pack
 
@@ -47,13 +49,30 @@ EXPECTED_INPUT_NAMES = {
     "GFPGANModelLoader": {"model_name", "device"},
     "GFPGANFaceDetectorLoader": {"detector", "device"},
     "GFPGANFaceParserLoader": {"parser_name", "device"},
+    "GFPGANDetectFaces": {"image", "detector", "threshold", "select", "indices", "max_faces", "min_size", "smoothing",
+                          "fps"},
     "GFPGANPasteFaces": {"image", "faces", "crops", "mask", "feather", "visibility", "upscale", "parser",
                          "upscale_model", "background", "colour_match"},
     "GFPGANRestoreFaces": {"image", "model", "fidelity", "visibility", "mask", "select", "indices", "max_faces",
                            "upscale", "detector", "parser", "upscale_model", "background", "colour_match",
-                           "threshold", "min_size", "feather"},
+                           "threshold", "min_size", "feather", "smoothing", "fps"},
+}
+#: node class -> inputs added after workflows had been saved, with their widget defaults: optional (an
+#: old prompt lacks them; the function's default keeps its old behaviour) and after every older widget
+#: (the frontend gives a saved workflow's widget values to the widgets by position)
+ADDED_INPUTS = {
+    "GFPGANDetectFaces": {"smoothing": 0.5, "fps": 30.0},
+    "GFPGANRestoreFaces": {"smoothing": 0.5, "fps": 30.0},
 }
 WORKFLOWS = sorted((ROOT / "example_workflows").glob("*_api.json"))  # X.json: UI format (browser test)
+
+
+def _loads(path: Path, class_type: str) -> bool:
+    return any(item["class_type"] == class_type for item in json.loads(path.read_text()).values())
+
+
+VIDEO_WORKFLOWS = [p for p in WORKFLOWS if _loads(p, "LoadVideo")]
+IMAGE_WORKFLOWS = [p for p in WORKFLOWS if p not in VIDEO_WORKFLOWS]
 LINK_TYPES = {"IMAGE", "MASK", "GFPGAN_MODEL", "FACE_DETECTOR", "FACES", "FACE_PARSER", "UPSCALE_MODEL"}
 WIDGET_TYPES = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}
 
@@ -148,6 +167,16 @@ def test_node_interface(comfy, node):
             assert kind, f"{node}.{name}: a combo without choices cannot be used"
             assert options.get("default", kind[0]) in kind, f"{node}.{name}: default not among the choices"
     assert info["category"].startswith("GFPGAN")
+
+
+def test_inputs_added_later_leave_saved_workflows_as_they_were(comfy):
+    for node_class, defaults in ADDED_INPUTS.items():
+        info = comfy.object_info(node_class)
+        optional = info["input"].get("optional", {})
+        for name, default in defaults.items():
+            assert name in optional, f"{node_class}.{name} must be optional: saved prompts lack it"
+            assert optional[name][1].get("default") == default
+        assert info["input_order"]["optional"][-len(defaults):] == list(defaults)
 
 
 def test_every_custom_type_is_consumed(comfy):
@@ -296,7 +325,7 @@ def test_node_errors_reach_the_user(comfy, astronaut):
     assert "offline" in str(err.value).lower() or "HF_HUB_OFFLINE" in str(err.value)
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", IMAGE_WORKFLOWS, ids=lambda p: p.stem)
 def test_example_workflow_runs(comfy, astronaut, full_size_model, path):
     """The shipped example workflows run as they are (with our photo and model file), and ComfyUI
     serves them as the pack's workflow templates."""
@@ -502,3 +531,144 @@ def test_the_whole_engine_on_a_float_batch(comfy, astronaut, full_size_model, pa
     notes = entry["outputs"]["all"]["text"]  # shown under the node
     assert any("1 of 3 frames had no face" in n for n in notes), notes
     assert any("embedded" in n for n in notes), notes  # why the default detector was not used
+
+
+# ------------------------------------------------------------------- video: ComfyUI's core video nodes
+VIDEO_FPS = 24  # not ComfyUI's default of 30: the rate must come from the file
+
+
+def write_clip(path: Path, frames: np.ndarray, fps: int) -> Path:
+    """``frames`` as an H.264 .mp4 with a 440 Hz AAC tone as long as the video, written with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps, options={"crf": "12"})
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        sound = out.add_stream("aac", rate=48000, layout="mono")
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        samples = round(48000 * len(frames) / fps)
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
+        for start in range(0, samples, 960):
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[None, start:start + 960]), format="flt",
+                                               layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, start
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode())
+    return path
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], Fraction, float | None]:
+    """A file's RGB frames, its frame rate and its audio's length in seconds (None: no audio)."""
+    import av
+
+    with av.open(str(path)) as box:
+        stream = box.streams.video[0]
+        rate = Fraction(stream.average_rate)
+        frames = [f.to_ndarray(format="rgb24") for f in box.decode(stream)]
+    with av.open(str(path)) as box:
+        if not box.streams.audio:
+            return frames, rate, None
+        audio = box.streams.audio[0]
+        seconds = sum(f.samples for f in box.decode(audio)) / audio.rate
+    return frames, rate, seconds
+
+
+@pytest.fixture(scope="module")
+def moving_clip(comfy, tmp_path_factory):
+    """A 12-frame 256×256 clip of a moving face at 24 fps with sound, uploaded into the server's input
+    folder (Load Video lists the videos there): (Load Video name, file, the clip)."""
+    clip = make_clip("moving", frames=12, size=(256, 256), fps=VIDEO_FPS)
+    path = write_clip(tmp_path_factory.mktemp("video") / "moving_face.mp4", clip.frames, VIDEO_FPS)
+    return comfy.upload_image(path), path, clip
+
+
+@pytest.mark.parametrize("path", VIDEO_WORKFLOWS, ids=lambda p: p.stem)
+def test_video_workflow_restores_a_clip_and_keeps_its_frames_rate_and_sound(comfy, moving_clip, tiny_model,
+                                                                            tmp_path, path):
+    """Load Video → Get Video Components → GFPGAN Restore Faces (smoothing, fps wired) → Create Video
+    (fps and audio wired) → Save Video, as shipped: the saved file has every frame at the source's
+    rate, its sound, and restored faces."""
+    name, source_path, clip = moving_clip
+    graph = json.loads(path.read_text())
+    for item in graph.values():
+        if item["class_type"] == "LoadVideo":
+            item["inputs"]["file"] = name
+        elif item["class_type"] == "GFPGANModelLoader":
+            item["inputs"]["model_name"] = tiny_model
+    assert name in input_spec(comfy.object_info("LoadVideo"))["file"][1]["options"]
+    entry = comfy.run(graph, timeout=180)
+
+    [saved] = [nid for nid, item in graph.items() if item["class_type"] == "SaveVideo"]
+    [blob] = comfy.output_images(entry, saved)
+    (tmp_path / "restored.mp4").write_bytes(blob)
+    source, source_rate, source_sound = read_video(source_path)
+    frames, rate, sound = read_video(tmp_path / "restored.mp4")
+    assert len(frames) == len(source) == len(clip) and rate == source_rate == VIDEO_FPS
+    assert sound is not None and source_sound is not None, "the sound was lost"
+    assert abs(sound - len(clip) / VIDEO_FPS) < 0.1, sound
+    centres = clip.truth(np.array([FACE_CENTRE]))[:, 0]
+    for k, (out, src, (x, y)) in enumerate(zip(frames, source, centres.round().astype(int))):
+        diff = np.abs(out.astype(int) - src.astype(int)).max(axis=-1)
+        face = diff[y - 16:y + 16, x - 16:x + 16]
+        assert face.mean() > 30, f"frame {k}: the face was not restored ({face.mean():.1f})"
+        # the frame's edge is far from the face: only Save Video's H.264 changes it (3 to 6 levels here)
+        edge = np.concatenate([diff[:12].ravel(), diff[-12:].ravel(), diff[:, :12].ravel(), diff[:, -12:].ravel()])
+        assert edge.mean() < 8, f"frame {k}: pixels away from the face changed ({edge.mean():.1f})"
+
+    assert path.stem in comfy.get("/workflow_templates").json().get(comfy.pack_name, [])
+    served = comfy.get(f"/api/workflow_templates/{comfy.pack_name}/{path.name}").content
+    assert json.loads(served) == json.loads(path.read_text())
+
+
+def tiff_frames(frames: np.ndarray) -> bytes:
+    """Frames as one multi-page TIFF: Load Image gives them as one IMAGE batch, losslessly."""
+    buf = io.BytesIO()
+    pages = [Image.fromarray(f) for f in frames]
+    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:])
+    return buf.getvalue()
+
+
+def test_detect_faces_with_smoothing_keeps_a_face_s_number_when_another_appears(comfy, tiny_model, tmp_path):
+    """Six frames: the astronaut on the right throughout, a second face on the left from frame 3. With
+    smoothing the right one is face 0 in every frame (tracks are numbered by first appearance), so
+    'indices 0' covers only the right half, in the Detect Faces mask and in GFPGAN Restore Faces' mask
+    alike; a prompt without smoothing (saved before it existed) numbers each frame left to right, and
+    face 0 becomes the newcomer."""
+    right = make_clip("still", frames=6, size=(256, 256), seed=5).frames
+    left = make_clip("still", frames=6, size=(256, 256), seed=6).frames
+    left[:3] = 90
+    path = tmp_path / "two_faces.tiff"
+    path.write_bytes(tiff_frames(np.concatenate([left, right], axis=2)))  # 256×512
+    name = comfy.upload_image(path)
+
+    graph = {"frames": {"class_type": "LoadImage", "inputs": {"image": name}}, **loaders(comfy, tiny_model)}
+    links = {"IMAGE": ["frames", 0], "FACE_DETECTOR": ["detector", 0]}
+    first = {"select": "indices", "indices": "0"}
+    graph["tracked"] = node(comfy, "GFPGANDetectFaces", links, {**first, "smoothing": 0.5, "fps": 30.0})
+    graph["per_frame"] = node(comfy, "GFPGANDetectFaces", links, first)  # no smoothing key: as before
+    graph["restore"] = node(comfy, "GFPGANRestoreFaces", {**links, "GFPGAN_MODEL": ["model", 0]},
+                            {**first, "smoothing": 0.5})
+    save_mask(graph, "save_tracked", ["tracked", 1], "clip/tracked_mask")
+    save_mask(graph, "save_per_frame", ["per_frame", 1], "clip/per_frame_mask")
+    save_mask(graph, "save_restore", ["restore", 1], "clip/restore_mask")
+    graph["save_preview"] = save(["tracked", 2], "clip/preview")
+    entry = comfy.run(graph, timeout=120)
+
+    def masks(node_id: str) -> list[np.ndarray]:
+        return [m if m.ndim == 2 else m[..., 0] for m in map(decode, comfy.output_images(entry, node_id))]
+
+    for node_id in ("save_tracked", "save_restore"):
+        covered = masks(node_id)
+        assert len(covered) == 6
+        for k, mask in enumerate(covered):
+            assert mask[:, :256].max() == 0 and mask[:, 256:].max() > 200, f"{node_id}, frame {k}"
+    per_frame = masks("save_per_frame")
+    assert per_frame[0][:, 256:].max() > 200 and per_frame[-1][:, :256].max() > 200
+    assert per_frame[-1][:, 256:].max() == 0
+    previews = [decode(b) for b in comfy.output_images(entry, "save_preview")]
+    assert len(previews) == 6 and previews[0].shape == (256, 512, 3)

@@ -1,6 +1,6 @@
 """The UI-format example workflows load in ComfyUI's real frontend (comfyui-frontend-package, served by
-the `comfy` server) in headless Chromium: every node type is known to the page and no "missing nodes"
-warning appears.
+the `comfy` server) in headless Chromium: every node type is known to the page, no "missing nodes"
+warning appears, and what the page would queue is the workflow's API version.
 
 Needs the ``playwright`` Python package and a Chromium binary (``/usr/bin/chromium`` from apt, or
 ``$GFP_CHROMIUM``); ``playwright install`` is never needed. Screenshots go to ``$GFP_TEST_ARTIFACTS``
@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from comfy_server import input_spec
 
 pytestmark = pytest.mark.heavy
 
@@ -33,6 +35,10 @@ CHECK_JS = """() => {
         .map(d => d.innerText);
     return {count: nodes.length, types: nodes.map(n => n.type), unknown, dialogs};
 }"""
+
+
+#: what the page would queue for the loaded graph (the API format)
+PROMPT_JS = "async () => (await window.app.graphToPrompt()).output"
 
 
 def missing_warning(dialogs: list[str]) -> list[str]:
@@ -138,3 +144,26 @@ def test_ui_workflow_loads_without_missing_nodes(page, artifacts, path):
         if img.width > THUMBNAIL_WIDTH:
             img = img.resize((THUMBNAIL_WIDTH, round(img.height * THUMBNAIL_WIDTH / img.width)), Image.LANCZOS)
         img.save(path.with_suffix(".png"), optimize=True)
+
+
+@pytest.mark.parametrize("path", [p for p in UI_WORKFLOWS if p.with_name(p.stem + "_api.json").exists()],
+                         ids=lambda p: p.stem)
+def test_ui_workflow_queues_its_api_version(page, comfy, path):
+    """The frontend turns X.json into X_api.json: the same nodes, links and values. Anything more is a
+    widget at its default: an input the node gained after the workflow was saved meets an old
+    workflow that way (the frontend fills the widget values it lacks with the defaults)."""
+    api = json.loads(path.with_name(path.stem + "_api.json").read_text())
+    load(page, json.loads(path.read_text()))
+    prompt = page.evaluate(PROMPT_JS)
+    info = comfy.object_info()
+    assert sorted(prompt) == sorted(api)
+    for nid, item in api.items():
+        queued = prompt[nid]
+        assert queued["class_type"] == item["class_type"]
+        for name, value in item["inputs"].items():
+            assert queued["inputs"].get(name) == value, f"node {nid} {item['class_type']}.{name}"
+        spec = input_spec(info[item["class_type"]])
+        for name in set(queued["inputs"]) - set(item["inputs"]):
+            kind, options = spec[name]
+            default = options.get("default", kind[0] if isinstance(kind, list) else None)
+            assert queued["inputs"][name] == default, f"node {nid} {item['class_type']}.{name}"

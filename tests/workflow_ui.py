@@ -7,6 +7,7 @@ a source node), each column stacked top to bottom in the order of the API graph'
 Regenerate the UI workflows next to the API ones with a running server (started here)::
 
     python tests/workflow_ui.py            # writes example_workflows/X.json for each X_api.json
+    python tests/workflow_ui.py gfpgan_video   # only that one
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ ROW_GAP = 60
 NODE_WIDTH = 320
 TITLE_H = 30
 SLOT_H = 22  # height of one input/output row or one widget row (LiteGraph's NODE_SLOT_HEIGHT ~ 20)
-IMAGE_NODE_H = 320  # LoadImage / SaveImage show an image preview
+IMAGE_NODE_H = 320  # LoadImage / SaveImage (and the video ones) show a preview
 
 
 def _ordered_inputs(info: dict) -> list[tuple[str, object, dict]]:
@@ -73,7 +74,7 @@ def _is_link(value) -> bool:
 
 def _node_height(class_type: str, n_slots: int, n_widgets: int) -> int:
     h = TITLE_H + SLOT_H * (n_slots + n_widgets) + 10
-    if class_type in ("LoadImage", "SaveImage", "PreviewImage"):
+    if class_type in ("LoadImage", "SaveImage", "PreviewImage", "LoadVideo", "SaveVideo"):
         h = max(h, IMAGE_NODE_H)
     return h
 
@@ -102,20 +103,24 @@ def to_ui(graph: dict, object_info: dict) -> dict:
         slot_inputs, widgets = [], []
         for name, kind, options in _ordered_inputs(info):
             value = item["inputs"].get(name)
+            widget = _is_widget(kind, options)
             if _is_link(value):
-                slot_inputs.append({"name": name, "type": _type_name(kind), "link": None, "_src": value})
-            elif _is_widget(kind, options):
-                if value is None:
+                slot = {"name": name, "type": _type_name(kind), "link": None, "_src": value}
+                if widget:  # a widget fed by a link (fps from Get Video Components) keeps its value too
+                    slot["widget"] = {"name": name}
+                slot_inputs.append(slot)
+            elif not widget and name in item["inputs"]:
+                raise ValueError(f"node {nid}.{name}: {value!r} is neither a link nor a widget value")
+            elif not widget:
+                slot_inputs.append({"name": name, "type": _type_name(kind), "link": None})
+            if widget:  # the frontend matches widgets_values to the widgets by position: one each
+                if value is None or _is_link(value):
                     value = options.get("default", kind[0] if isinstance(kind, list) and kind else None)
                 widgets.append(value)
                 if options.get("control_after_generate"):
                     widgets.append("fixed")
-                if options.get("image_upload"):
-                    widgets.append("image")  # LoadImage's upload button is a widget with a value
-            elif name in item["inputs"]:
-                raise ValueError(f"node {nid}.{name}: {value!r} is neither a link nor a widget value")
-            elif not _is_widget(kind, options):
-                slot_inputs.append({"name": name, "type": _type_name(kind), "link": None})
+                if options.get("image_upload") or options.get("video_upload"):
+                    widgets.append("image")  # Load Image's / Load Video's upload button is a widget with a value
         outputs = [{"name": (info.get("output_name") or info["output"])[i], "type": t, "links": [],
                     "slot_index": i} for i, t in enumerate(info.get("output", []))]
         nodes[nid] = {"id": numeric[nid], "type": class_type, "pos": [0, 0], "size": [NODE_WIDTH, 0],
@@ -164,10 +169,12 @@ def to_ui(graph: dict, object_info: dict) -> dict:
             "version": 0.4}
 
 
-def write_ui_workflows(object_info: dict, folder: Path) -> list[Path]:
-    """``folder/X.json`` (UI format) for each ``folder/X_api.json``."""
+def write_ui_workflows(object_info: dict, folder: Path, names: list[str] | None = None) -> list[Path]:
+    """``folder/X.json`` (UI format) for each ``folder/X_api.json`` (or only for the ``names`` X given)."""
     written = []
     for api in sorted(Path(folder).glob("*_api.json")):
+        if names and api.name[: -len("_api.json")] not in names:
+            continue
         ui = to_ui(json.loads(api.read_text()), object_info)
         out = api.with_name(api.name[: -len("_api.json")] + ".json")
         out.write_text(json.dumps(ui, indent=2) + "\n")
@@ -188,5 +195,5 @@ if __name__ == "__main__":
             info = server.object_info()
         finally:
             server.stop()
-    for path in write_ui_workflows(info, Path(__file__).resolve().parents[1] / "example_workflows"):
+    for path in write_ui_workflows(info, Path(__file__).resolve().parents[1] / "example_workflows", sys.argv[1:]):
         print(path)
