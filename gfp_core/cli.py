@@ -24,7 +24,8 @@ CLI_WORDS = {
     "max_faces": "--max-faces", "detector": "--detector", "detect_max_side": "--detect-max-side",
     "min_face_size": "--min-face-size", "background": "--bg-upsampler", "background_tile": "--bg-tile",
     "device": "--device", "dtype": "--dtype", "model": "--model", "max_pixels": "--max-pixels",
-    "max_output_pixels": "--max-output-pixels", "batch_size": "--batch-size",
+    "max_output_pixels": "--max-output-pixels", "batch_size": "--batch-size", "smoothing": "--smoothing",
+    "crf": "--crf",
 }
 
 
@@ -112,9 +113,16 @@ def _cmd_random_weights(args: argparse.Namespace) -> int:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
+def is_video(path: Path) -> bool:
+    """Restored as a video (by its suffix; pictures are recognised by content)."""
+    from .video import VIDEO_SUFFIXES
+
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
 @dataclass
 class Inputs:
-    """The images a restore run works on: each file once, in the order given."""
+    """The images and videos a restore run works on: each file once, in the order given."""
 
     files: list[Path]
     #: paths that named a file already in ``files`` (a second name, a link, a glob through a symlink loop)
@@ -122,7 +130,7 @@ class Inputs:
 
 
 def collect_inputs(specs: Sequence[str]) -> Inputs:
-    """Files as given, folders as their images (sorted), anything else as a glob pattern (``**``
+    """Files as given, folders as their images and videos (sorted), anything else as a glob pattern (``**``
     recurses, without following symlinked folders). A file reached twice, by any path, counts once."""
     first: dict[str, Path] = {}
     duplicates: list[tuple[Path, Path]] = []
@@ -138,11 +146,14 @@ def collect_inputs(specs: Sequence[str]) -> Inputs:
 def _candidates(specs: Sequence[str]) -> list[Path]:
     import glob
 
+    from .video import VIDEO_SUFFIXES
+
     found: list[Path] = []
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found += sorted(p for p in path.iterdir()
+                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
         elif path.exists() or not glob.has_magic(spec):
             found.append(path)  # a missing plain path is reported as a failed input
         else:
@@ -166,11 +177,12 @@ def name_clashes(files: Sequence[Path]) -> list[list[Path]]:
     """Groups of distinct inputs that would write the same output files. Outputs are named after the
     input's name without its suffix (face crops always end in .png), so ``a/x.jpg`` and ``b/x.jpg``
     clash, and so do ``x.png`` and ``x.jpg``; names that differ only in case clash too (they do on
-    Windows and macOS). Missing files are left out: they fail on their own."""
-    groups: dict[str, list[Path]] = defaultdict(list)
+    Windows and macOS). A photo and a video of one name do not: their results go to different
+    folders. Missing files are left out: they fail on their own."""
+    groups: dict[tuple[bool, str], list[Path]] = defaultdict(list)
     for path in files:
         if path.exists():
-            groups[path.stem.casefold()].append(path)
+            groups[is_video(path), path.stem.casefold()].append(path)
     return [group for group in groups.values() if len(group) > 1]
 
 
@@ -214,7 +226,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
     inputs = collect_inputs(args.inputs)
     if not inputs.files:
-        raise GFPError(f"no images found in {' '.join(args.inputs)}")
+        raise GFPError(f"no images or videos found in {' '.join(args.inputs)}")
     clashes = name_clashes(inputs.files)
     if clashes:
         listed = "\n".join(f"  {', '.join(str(p) for p in group)} -> {group[0].stem}.*" for group in clashes)
@@ -222,14 +234,16 @@ def _cmd_restore(args: argparse.Namespace) -> int:
                        f"different --output folders, or rename them:\n{listed}")
     out = args.output
     check_output_folder(out)
+    _check_video_settings(inputs.files, args)
     restorer = FaceRestorer(
         args.model, detector=args.detector, device=args.device, dtype=args.dtype, upscale=args.upscale,
         fidelity=args.fidelity, visibility=args.visibility, mask=args.mask, parser=args.parser,
         colour_match=args.colour_match, score_threshold=args.threshold, detect_max_side=args.detect_max_side,
         min_face_size=args.min_face_size, select=args.select,
         indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
-        background=args.bg_upsampler, background_tile=args.bg_tile, max_pixels=args.max_pixels,
-        max_output_pixels=args.max_output_pixels, allow_unverified=args.allow_unverified, exact=args.exact)
+        smoothing=args.smoothing, background=args.bg_upsampler, background_tile=args.bg_tile,
+        max_pixels=args.max_pixels, max_output_pixels=args.max_output_pixels, allow_unverified=args.allow_unverified,
+        exact=args.exact)
     info = restorer.model_info
     detector = "none (aligned faces)" if args.aligned else restorer.detector.name
     print(f"model: {info.name or info.arch} from {info.path}; detector: {detector}", file=sys.stderr)
@@ -241,14 +255,25 @@ def _cmd_restore(args: argparse.Namespace) -> int:
               f"one, or none is published)", file=sys.stderr)
 
     counts = {"restored": 0, "skipped": 0, "failed": 0, "no face": 0, "faces": 0}
+    videos = {"inputs": sum(map(is_video, inputs.files)), "restored": 0, "frames": 0, "faces": 0, "no face": 0}
     failures: list[str] = []
-    for path in tqdm(inputs.files, desc="restoring", unit="image", disable=args.quiet or len(inputs.files) < 2):
-        ext = path.suffix.lstrip(".").lower() if args.ext == "auto" else args.ext
-        target = out / "restored_imgs" / f"{path.stem}{args.suffix}.{ext or 'png'}"
+    for path in tqdm(inputs.files, desc="restoring", unit="file", disable=args.quiet or len(inputs.files) < 2):
+        if is_video(path):
+            target = _video_target(path, args)
+        else:
+            ext = path.suffix.lstrip(".").lower() if args.ext == "auto" else args.ext
+            target = out / "restored_imgs" / f"{path.stem}{args.suffix}.{ext or 'png'}"
         if target.exists() and not args.overwrite:
             counts["skipped"] += 1
             continue
         try:
+            if is_video(path):
+                outcome = _restore_video(restorer, path, target, args)
+                videos["restored"] += 1
+                videos["frames"] += outcome.frames
+                videos["faces"] += outcome.faces
+                videos["no face"] += outcome.frames_without_faces
+                continue
             picture = read_picture(path, args.max_pixels)
             result = restorer.restore(picture, aligned=args.aligned)
         except GFPError as exc:
@@ -278,10 +303,100 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         again, first = inputs.duplicates[0]
         print(f"{len(inputs.duplicates)} inputs named a file already listed and were restored once "
               f"(e.g. {again} is {first})", file=sys.stderr)
-    print(f"{counts['restored']} images restored ({counts['faces']} faces, {counts['no face']} without a face), "
-          f"{counts['skipped']} skipped (output exists; --overwrite), {counts['failed']} failed; "
+    done = []
+    if videos["inputs"] < len(inputs.files) or not videos["inputs"]:
+        done.append(f"{counts['restored']} images restored ({counts['faces']} faces, "
+                    f"{counts['no face']} without a face)")
+    if videos["inputs"]:
+        done.append(f"{videos['restored']} video{'' if videos['restored'] == 1 else 's'} restored ({videos['frames']} "
+                    f"frames, {videos['faces']} faces, {videos['no face']} frames without a face)")
+    print(f"{', '.join(done)}, {counts['skipped']} skipped (output exists; --overwrite), {counts['failed']} failed; "
           f"results in {out}", file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+def _video_target(path: Path, args: argparse.Namespace) -> Path:
+    """Where a video's result goes: it keeps its container where one can be written, else becomes an .mp4."""
+    from .video import CONTAINERS
+
+    suffix = path.suffix.lower() if path.suffix.lower() in CONTAINERS else ".mp4"
+    return args.output / "restored_videos" / f"{path.stem}{args.suffix}{suffix}"
+
+
+def _check_video_settings(files: Sequence[Path], args: argparse.Namespace) -> None:
+    """--codec and --crf checked against each kind of video to be written, before any model is loaded."""
+    from .video import check_output
+
+    targets = {}
+    for path in filter(is_video, files):
+        target = _video_target(path, args)
+        targets.setdefault(target.suffix, target)
+    for target in targets.values():
+        check_output(target, args.codec, args.crf)
+
+
+def _restore_video(restorer, path: Path, target: Path, args: argparse.Namespace):
+    """One video restored to ``target`` with progress bars; a line says what was done. Interrupted,
+    it says how to resume (the finished work is kept beside ``target``)."""
+    from .errors import ImageTooLargeError, InvalidVideoError
+    from .image import megapixels
+    from .video import probe_video
+    from .video.restore import restore_video
+
+    if args.aligned:
+        raise InvalidVideoError(f"{path}: --aligned is for photos of aligned face crops; restore videos without it")
+    info = probe_video(path)
+    if info.pixels > args.max_pixels:
+        raise ImageTooLargeError(f"{path}: its frames are {info.width}x{info.height}, {megapixels(info.pixels)} "
+                                 f"megapixels, over the limit of {megapixels(args.max_pixels)}", setting="max_pixels")
+    frames_dir = args.output / "restored_frames" / target.stem if args.frames else None
+    bars = FrameBars(path.name, disable=args.quiet)
+    try:
+        outcome = restore_video(restorer.engine, path, target, frames_dir=frames_dir, codec=args.codec, crf=args.crf,
+                                on_progress=bars)
+    except KeyboardInterrupt:
+        bars.close()
+        print(f"{path}: interrupted; the work done is kept: run the same command again to resume", file=sys.stderr)
+        raise
+    finally:
+        bars.close()
+    audio = {None: "no audio", "copy": "audio copied"}.get(outcome.audio, f"audio re-encoded to {outcome.audio}")
+    resumed = f", {outcome.resumed_frames} kept from an earlier run" if outcome.resumed_frames else ""
+    print(f"{path}: {outcome.frames} frames ({outcome.frames_without_faces} without a face{resumed}), "
+          f"{outcome.faces} faces restored, {audio}, {outcome.size[0]}x{outcome.size[1]}, {outcome.seconds:.1f} s",
+          file=sys.stderr)
+    return outcome
+
+
+class FrameBars:
+    """``on_progress`` for :func:`gfp_core.video.restore_video`: a progress bar in frames for each
+    pass, with frames per second and the time left."""
+
+    LABELS = {"detect": "finding faces", "restore": "restoring"}
+
+    def __init__(self, name: str, disable: bool = False) -> None:
+        self.name, self.disable = name, disable
+        self.stage: str | None = None
+        self.bar = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage or self.bar is None:
+            self.close()
+            self.stage = stage
+            # frames done by an earlier run start the bar, so the rate and time left are this run's
+            self.bar = tqdm(total=total, initial=done, desc=f"{self.LABELS.get(stage, stage)} {self.name}",
+                            unit="frame", disable=self.disable, dynamic_ncols=True)
+            return
+        if total != self.bar.total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _write_results(out: Path, path: Path, target: Path, result, suffix: str) -> str:
@@ -339,10 +454,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_convert)
 
+    from .face.track import DEFAULT_STRENGTH
+    from .video import VIDEO_SUFFIXES
+
     p = sub.add_parser(
-        "restore", help="restore the faces in photos (files, folders, globs)",
-        description="Restore the faces in photos. Results go to OUTPUT/restored_imgs/NAME.EXT, face files to "
-                    "OUTPUT/cropped_faces, restored_faces and cmp, named after each input without its suffix. "
+        "restore", help="restore the faces in photos and videos (files, folders, globs)",
+        description="Restore the faces in photos and videos. Results go to OUTPUT/restored_imgs/NAME.EXT, face "
+                    "files to OUTPUT/cropped_faces, restored_faces and cmp, named after each input without its "
+                    "suffix. Videos (" + " ".join(VIDEO_SUFFIXES) + ") go to OUTPUT/restored_videos/NAME.EXT "
+                    "(.mp4 where their container cannot be written) with the same frames, frame rate, timing and "
+                    "audio; an interrupted video resumes where it stopped when the same command is run again. "
                     f"Images are read as {', '.join(SUPPORTED_FORMAT_NAMES)} (by content, whatever the file's "
                     "name says). A file listed more than once (also through links or overlapping globs) is "
                     "restored once. Distinct inputs that would write the same output names (a/x.jpg and "
@@ -352,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "an interrupted or failed write never leaves a half-written result. Exit status: 0 all "
                     "restored, 1 some images failed (each named with the reason), 2 a usage error (nothing "
                     "done), 3 model weights missing.")
-    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("inputs", nargs="+", help="image or video files, folders or glob patterns")
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder (default: results)")
     p.add_argument("-m", "--model", default="v1.4",
                    help=f"model: {', '.join(options.MODELS.names)} (v1.4 is the default), another registry name "
@@ -385,17 +506,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "also on CPU)")
     p.add_argument("--bg-tile", type=int, default=400, help="Real-ESRGAN tile size in pixels (0 = whole image)")
     p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: no detection")
+    p.add_argument("--smoothing", type=float, default=DEFAULT_STRENGTH,
+                   help=f"videos: {options.SMOOTHING.what}, 1 = most; {_span(options.SMOOTHING)} "
+                        f"(default {DEFAULT_STRENGTH:g})")
+    p.add_argument("--frames", action="store_true",
+                   help="videos: also write every restored frame as PNG to OUTPUT/restored_frames/NAME/")
+    p.add_argument("--codec", help="videos: encoder, libx264 (H.264: the default, .webm excepted), libvpx-vp9 "
+                                   "(.webm), libx264rgb or ffv1 (lossless, .mkv)")
+    p.add_argument("--crf", type=int, help="videos: quality, lower is better and larger (default 18 for H.264, "
+                                           "visually lossless; 32 for VP9)")
     p.add_argument("--device", default="auto",
                    help=f"{options.DEVICES.what}: {', '.join(options.DEVICE_FORMS)} ({options.DEVICES.help()})")
     p.add_argument("--dtype", default="fp32", choices=options.DTYPES.names, help=options.DTYPES.help())
     p.add_argument("--exact", action="store_true",
                    help="reference kernels: the official numerics bit for bit (default: faster kernels, "
                         "same result within float rounding)")
-    p.add_argument("--ext", default="auto", help="output format: auto (as the input), png, jpg, webp, tif")
+    p.add_argument("--ext", default="auto", help="image output format: auto (as the input), png, jpg, webp, tif")
     p.add_argument("--suffix", default="", help="added to restored file names")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help=f"refuse larger input images before decoding them (default {DEFAULT_MAX_PIXELS / 1e6:.0f} MP)")
+                   help=f"refuse larger input images (and video frames) before decoding them "
+                        f"(default {DEFAULT_MAX_PIXELS / 1e6:.0f} MP)")
     p.add_argument("--max-output-pixels", type=int, default=DEFAULT_MAX_OUTPUT_PIXELS,
                    help="refuse, before any work, images whose result (input pixels x upscale^2) would be "
                         f"larger (default {DEFAULT_MAX_OUTPUT_PIXELS / 1e6:.0f} MP, about 6 GB of memory at "

@@ -646,8 +646,9 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
                             face_limit=o.face_limit, limit_reason=o.limit_reason, face_size=self.face_size,
                             passed=self._passed())
 
-    def track(self, found: Sequence[Sequence[Face]]) -> Tracks:
-        return track_faces(found, smoothing=self.options.smoothing, fps=self.options.fps)
+    def track(self, found: Sequence[Sequence[Face]], fps: float | None = None) -> Tracks:
+        """``fps``: the clip's own frame rate (a video file's), used when the options set none."""
+        return track_faces(found, smoothing=self.options.smoothing, fps=self.options.fps or fps)
 
     def choose_tracked(self, tracks: Tracks, frame_sizes: Sequence[tuple[int, int]]) -> FaceSet:
         o = self.options
@@ -656,11 +657,11 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
                              passed=self._passed())
 
     def choose_found(self, found: Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[int, int]], *,
-                     batch: bool = True) -> FaceSet:
+                     batch: bool = True, fps: float | None = None) -> FaceSet:
         """Stage 2 for what :meth:`detect` found: a clip (smoothing > 0, several frames of a batch)
         by track (:meth:`track`, :meth:`choose_tracked`), anything else frame by frame (:meth:`choose`)."""
         if self.options.smoothing > 0 and batch and len(found) > 1:
-            return self.choose_tracked(self.track(found), frame_sizes)
+            return self.choose_tracked(self.track(found, fps), frame_sizes)
         return self.choose(found, frame_sizes)
 
     def _passed(self) -> str:

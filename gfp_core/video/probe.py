@@ -24,6 +24,9 @@ SUPPORTED_CONTAINERS = {
     "flv": "FLV",
     "asf": "WMV",
 }
+#: file suffixes taken for videos when a folder is listed (the containers above)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".3gp", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
+                  ".mpeg", ".vob", ".flv", ".wmv", ".asf")
 _ADVICE = "check that the file is complete, or convert it with FFmpeg (ffmpeg -i in.ext out.mp4)"
 
 

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import InvalidImageError, InvalidVideoError
+from ..options import Range
 from .audio import AudioCarry
 
 #: file suffix → (FFmpeg muxer, video codec, audio codec for sources whose audio cannot be copied)
@@ -29,6 +30,9 @@ CODECS = {
     "ffv1": ("bgr0", {}),  # always lossless RGB, for .mkv: frames come back bit for bit
 }
 _ALIASES = {"h264": "libx264", "x264": "libx264", "vp9": "libvpx-vp9"}
+#: the quality knob's range: x264 takes 0–51, VP9 0–63 (checked the options' way: gfp_core.options)
+CRF = Range("crf", 0, 63, whole=True, none_ok=True, what="video quality: lower is better and larger")
+CRF_X264 = Range("crf", 0, 51, whole=True, none_ok=True, what=CRF.what)
 
 
 class VideoWriter:
@@ -61,15 +65,11 @@ class VideoWriter:
         import av
 
         self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in CONTAINERS:
-            raise InvalidVideoError(f"{self.path}: cannot write a {suffix or 'suffix-less'} video; name it "
-                                    f"{', '.join(CONTAINERS)}")
-        muxer, default_codec, self._audio_fallback = CONTAINERS[suffix]
+        self.codec = check_output(self.path, codec, crf)
+        muxer, _default, self._audio_fallback = CONTAINERS[self.path.suffix.lower()]
         self.fps = Fraction(fps).limit_denominator(1_000_000)
         if self.fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        self.codec = _ALIASES.get(codec or "", codec) or default_codec
         pix, options = CODECS.get(self.codec, ("yuv420p", {}))
         self.pix_fmt = pix_fmt or pix
         self._options = {**options, **({"crf": str(crf)} if crf is not None else {})}
@@ -83,28 +83,17 @@ class VideoWriter:
         self._durations: dict[int, int] = {}
         self._closed = False
         self._yuv = False
-        # same folder (so the rename is atomic) and same suffix, hidden so it is never taken for a result
-        self._partial = self.path.with_name(f".{self.path.stem[:100]}.{secrets.token_hex(4)}.partial{self.path.suffix}")
+        self._partial = partial_path(self.path)
         self._carry = AudioCarry(Path(audio_from)) if audio_from is not None else None
         try:
-            _check_codec(self.path, self.codec, muxer)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self._partial), "w", format=muxer, options=self._muxer_options(muxer))
+            self._container = av.open(str(self._partial), "w", format=muxer,
+                                      options=muxer_options(muxer, self.time_base))
         except BaseException:
             self._partial.unlink(missing_ok=True)
             if self._carry is not None:
                 self._carry.close()
             raise
-
-    def _muxer_options(self, muxer: str) -> dict[str, str]:
-        if muxer not in ("mp4", "mov"):
-            return {}
-        # the index first, so the file plays while it loads; edit lists (a clip that starts after
-        # 0 s) counted in the frames' own ticks rather than milliseconds, so every time stays exact
-        options = {"movflags": "+faststart"}
-        if self.time_base.numerator == 1 and self.time_base.denominator < 2**31:
-            options["movie_timescale"] = str(self.time_base.denominator)
-        return options
 
     def write(self, image: np.ndarray, time: Fraction | float | None = None,
               duration: Fraction | float | None = None) -> None:
@@ -229,6 +218,24 @@ class VideoWriter:
             self.abort()
 
 
+def partial_path(path: Path) -> Path:
+    """Where a file for ``path`` is written before it is renamed into place: the same folder (so the
+    rename is atomic) and suffix, hidden so it is never taken for a result."""
+    return path.with_name(f".{path.stem[:100]}.{secrets.token_hex(4)}.partial{path.suffix}")
+
+
+def muxer_options(muxer: str, time_base: Fraction) -> dict[str, str]:
+    """What the muxer is told when a file is opened for writing."""
+    if muxer not in ("mp4", "mov"):
+        return {}
+    # the index first, so the file plays while it loads; edit lists (a clip that starts after
+    # 0 s) counted in the frames' own ticks rather than milliseconds, so every time stays exact
+    options = {"movflags": "+faststart"}
+    if time_base.numerator == 1 and time_base.denominator < 2**31:
+        options["movie_timescale"] = str(time_base.denominator)
+    return options
+
+
 def _fine_time_base(fps: Fraction) -> Fraction:
     """``1/(numerator of fps × 2ⁿ)``, the first finer than 0.1 ms (FFmpeg's rule for MP4): 1/15360 s
     at 15 fps, 1/30000 s at 30000/1001. Frames ``1/fps`` apart land on whole ticks, free times within
@@ -237,6 +244,21 @@ def _fine_time_base(fps: Fraction) -> Fraction:
     while ticks < 10_000:
         ticks *= 2
     return Fraction(1, ticks)
+
+
+def check_output(path: Path, codec: str | None = None, crf: int | None = None) -> str:
+    """Refuse, before any work, a video ``path`` whose suffix names no container that can be written,
+    a codec this FFmpeg lacks or the container cannot hold, or a ``crf`` out of the codec's range.
+    Returns the codec that will be used (``codec``'s encoder name, or the container's default)."""
+    suffix = path.suffix.lower()
+    if suffix not in CONTAINERS:
+        raise InvalidVideoError(f"{path}: cannot write a {suffix or 'suffix-less'} video; name it "
+                                f"{', '.join(CONTAINERS)}")
+    muxer, default_codec, _audio = CONTAINERS[suffix]
+    codec = _ALIASES.get(codec or "", codec) or default_codec
+    (CRF_X264 if codec.startswith("libx264") else CRF).check(crf)
+    _check_codec(path, codec, muxer)
+    return codec
 
 
 def _check_codec(path: Path, codec: str, muxer: str) -> None:
