@@ -191,3 +191,59 @@ def test_messages_are_short_and_name_no_server_folder(client, web_demo):
     refusals = [line for line in log.splitlines() if "restore refused" in line]
     assert len(refusals) == 5 and "Traceback" not in log, log[-3000:]
     assert any(str(web_demo.workdir) in line for line in refusals), "the log keeps the details"
+
+
+# --- clips ------------------------------------------------------------------------------------------
+
+VIDEO_DEFAULTS = dict(model="v1.4", fidelity=1.0, visibility=1.0, upscale=1, detector="embedded", threshold=0.9,
+                      faces="all", indices="", mask="parsing", background="lanczos", smoothing=0.5)
+CLIP_FPS = 15
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """8 frames (256×256) of a moving real face at 15 fps, H.264 with an AAC tone."""
+    from clip_files import write_clip
+    from clips import make_clip
+
+    return write_clip(tmp_path_factory.mktemp("clip") / "party.mp4", make_clip("moving", 8).frames, fps=CLIP_FPS)
+
+
+def restore_video(client, video: Path, **options):
+    from gradio_client import handle_file
+
+    args = {**VIDEO_DEFAULTS, **options}
+    return client.predict(handle_file(str(video)), *args.values(), api_name="/restore_video")
+
+
+def test_a_clip_is_restored_through_the_api(client, clip):
+    from clip_files import audio_packets
+    from gfp_core.video import probe_video
+
+    played, result_file, summary = restore_video(client, clip)
+    played = played["video"] if isinstance(played, dict) else played
+    for path in (played, result_file):
+        info = probe_video(path)
+        assert Path(path).name == "party_restored.mp4" and info.codec == "h264"
+        assert (info.frame_count, info.fps, (info.width, info.height)) == (8, CLIP_FPS, (256, 256))
+        assert info.audio_codecs == ("aac",) and audio_packets(Path(path)) == audio_packets(clip)  # copied
+    assert "**8 frames, 8 faces restored (" in summary and "GFPGAN v1.4 runs on seeded random weights" in summary
+
+
+def test_clips_the_demo_cannot_take_get_one_clear_message(client, tmp_path):
+    from clip_files import write_clip
+    from gradio_client.exceptions import AppError
+
+    long = write_clip(tmp_path / "long.mp4", [np.full((64, 64, 3), 90, np.uint8)] * 21, fps=1, audio=False)
+    broken = tmp_path / "wedding.mp4"
+    broken.write_bytes(b"this is not a video")
+    cases = [(long, {}, r"^long\.mp4 is 21\.0 s long, over this demo's limit of 20 s; trim it to 20 s or less$"),
+             (broken, {}, r"^wedding\.mp4: not a readable video"),
+             (PHOTO, {}, r"^astronaut\.jpg: not a supported video container .*a picture: restore it as an image"),
+             (long, {"smoothing": 1.5}, r"^Smoothing must be between 0 and 1, got 1\.5$")]
+    for video, options, expected in cases:
+        with pytest.raises(AppError) as caught:
+            restore_video(client, video, **options)
+        message = str(caught.value)
+        assert re.search(expected, message), f"{video.name} {options}: {message}"
+        assert "Traceback" not in message and "/gradio/" not in message

@@ -1,6 +1,7 @@
 """The web demo in a real headless Chromium: upload a photo, restore it, see the slider and the face
-gallery; a corrupt upload shows a message. The page's screenshot is saved as ``web_demo.png`` in the
-test artifacts (``$GFP_TEST_ARTIFACTS``, else a temporary folder)."""
+gallery; a corrupt upload shows a message; a clip restored in the Video tab plays in the page. The
+page's screenshots are saved as ``web_demo.png`` and ``web_video.png`` in the test artifacts
+(``$GFP_TEST_ARTIFACTS``, else a temporary folder)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -129,4 +130,62 @@ def test_the_page_works_on_a_desktop_and_a_phone(chromium, web_demo, artifacts, 
     assert slider["y"] < height and slider["y"] + slider["height"] > 0, slider
     assert page.locator(".toast-body").count() == 0
     assert not errors, errors
+    page.close()
+
+
+# --- the Video tab ------------------------------------------------------------------------------------
+
+CLIP_FRAMES, CLIP_FPS = 8, 15
+
+#: every progress text the page shows while the clip is restored (Gradio's progress replaces its
+#: text as frames are done: collected as it changes, so no moment has to be caught)
+WATCH_PROGRESS_JS = """() => { window.progressSeen = new Set();
+    new MutationObserver(() => {
+        for (const match of document.body.innerText.matchAll(/(Finding faces in|Restoring) frame \\d+ of \\d+/g)) {
+            window.progressSeen.add(match[0]); }
+    }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
+
+#: resolves once the result's <video> has loaded its metadata: (src, duration, size)
+PLAYABLE_JS = """() => new Promise((resolve, reject) => {
+    const video = document.querySelector('#video-result video');
+    const answer = () => resolve([video.currentSrc || video.src, video.duration, video.videoWidth, video.videoHeight]);
+    if (video.readyState >= 1) { answer(); return; }
+    video.addEventListener('loadedmetadata', answer, {once: true});
+    video.addEventListener('error', () => reject(new Error('the video cannot be played: ' +
+                                                           (video.error && video.error.message))), {once: true});
+    video.load(); })"""
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """8 frames (256×256) of a moving real face at 15 fps, H.264 with an AAC tone."""
+    from clip_files import write_clip
+    from clips import make_clip
+
+    return write_clip(tmp_path_factory.mktemp("clip") / "party.mp4", make_clip("moving", CLIP_FRAMES).frames,
+                      fps=CLIP_FPS)
+
+
+def test_a_clip_is_restored_and_plays_in_the_browser(chromium, web_demo, clip, artifacts):
+    page = open_page(chromium, web_demo)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#clip input[type=file]").set_input_files(str(clip))
+    page.locator("#clip video").first.wait_for(timeout=30_000)  # the upload's preview
+    page.evaluate(WATCH_PROGRESS_JS)
+    page.locator("#restore-video").click()
+
+    page.locator("#video-result video").wait_for(timeout=180_000)
+    src, duration, width, height = page.evaluate(PLAYABLE_JS)
+    assert "party_restored.mp4" in src and (width, height) == (256, 256)
+    assert abs(duration - CLIP_FRAMES / CLIP_FPS) < 0.1, duration
+    link = page.locator("#video-download a").first
+    link.wait_for(timeout=30_000)
+    assert "party_restored.mp4" in "".join(page.locator("#video-download").inner_text().split())
+    assert link.get_attribute("href").endswith("party_restored.mp4") and link.get_attribute("download") is not None
+    assert "8 frames, 8 faces restored" in page.locator("#video-summary").inner_text()
+    seen = page.evaluate("() => [...window.progressSeen]")
+    assert any(text.startswith("Restoring frame") and text.endswith(f"of {CLIP_FRAMES}") for text in seen), seen
+    page.screenshot(path=str(artifacts / "web_video.png"), full_page=True)
+    assert page.locator(".toast-body").count() == 0
+    assert not page.page_errors, page.page_errors
     page.close()

@@ -201,13 +201,13 @@ def test_the_accelerated_call_takes_only_picklable_arguments(engine, monkeypatch
 def test_unexpected_failures_keep_their_traceback_in_the_log_only(caplog):
     import logging
 
-    from web.app import FAILED, _refuse
+    from web.messages import FAILED, refuse
 
     try:
         raise RuntimeError("cannot map /srv/models/secret.bin")
     except RuntimeError as exc:
         with caplog.at_level(logging.ERROR, logger="web"):
-            error = _refuse("restore", exc, None, "photo.jpg")
+            error = refuse("restore", exc, None, "photo.jpg")
     assert str(error.message) == f"{FAILED} (RuntimeError)"
     (record,) = [r for r in caplog.records if r.name == "web"]
     assert record.exc_info and "secret.bin" in caplog.text and "Traceback" in caplog.text
@@ -220,3 +220,181 @@ def test_captions_carry_the_numbers_of_the_faces_found_preview(engine, tmp_path)
     outcome = engine.restore(row, RestoreOptions(**FAST, faces="indices", indices="2, 0"))
     assert outcome.num_detected == 3 and outcome.num_restored == 2
     assert [caption.split(":")[0] for _, caption in outcome.face_pairs] == ["Face #0", "Face #2"]
+
+
+# --- clips ------------------------------------------------------------------------------------------
+
+FPS = 15
+
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory) -> Path:
+    """8 frames (256×256) of a moving real face at 15 fps, H.264 with an AAC tone."""
+    from clip_files import write_clip
+    from clips import make_clip
+
+    return write_clip(tmp_path_factory.mktemp("clip") / "holiday.mp4", make_clip("moving", 8).frames, fps=FPS)
+
+
+def test_a_clip_comes_back_with_its_frames_rate_and_sound(engine, clip_file, monkeypatch):
+    from gfp_core import video
+    from gfp_core.video import probe_video
+    from web.engine import VideoOptions
+
+    built = []
+    real = video.restore_video
+
+    def recording(face_engine, *args, **kwargs):
+        built.append((face_engine.options, kwargs))
+        return real(face_engine, *args, **kwargs)
+
+    monkeypatch.setattr(video, "restore_video", recording)
+    reports: list[tuple[float, str]] = []
+    outcome = engine.restore_video(clip_file, VideoOptions(detector="embedded", mask="box"),
+                                   progress=lambda fraction, text: reports.append((fraction, text)))
+
+    # the file: MP4 beside the photo results, every frame at the clip's rate, the tone copied
+    info = probe_video(outcome.file)
+    assert outcome.file.suffix == ".mp4" and outcome.file.is_relative_to(engine.output_dir)
+    assert outcome.file.name == "holiday_restored.mp4"
+    assert (info.codec, info.frame_count, info.fps, info.has_audio, info.audio_codecs) == ("h264", 8, FPS, True,
+                                                                                           ("aac",))
+    assert (outcome.frames, outcome.faces, outcome.frames_without_faces, outcome.audio) == (8, 8, 0, "copy")
+    assert outcome.size == (256, 256) and outcome.fps == FPS
+    assert outcome.summary.startswith("8 frames, 8 faces restored (")
+    assert [p.name for p in outcome.file.parent.iterdir()] == [outcome.file.name]  # no work folder left
+    # the engine: the photo path's limits, the tab's smoothing, the clip's own rate, never resumed
+    (options, kwargs), = built
+    assert (options.smoothing, options.fps, options.face_limit, options.upscale) == (0.5, FPS, engine.max_faces, 1)
+    assert options.max_output_pixels == engine.max_output_pixels and kwargs["resume"] is False
+    # progress in frames, rising to the end
+    texts = [text for _, text in reports]
+    assert "Finding faces in frame 1 of 8" in texts and "Restoring frame 1 of 8" in texts
+    assert texts[-1] == "Restoring frame 8 of 8"
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] < 1
+    assert engine.running == 0 and engine.peak_running == 1
+
+
+@pytest.mark.parametrize("limit, value, message", [
+    ("file_bytes", 2000, r"holiday\.mp4 is 0\.0\d+ MB, over this demo's limit of 0\.0019 MB per file"),
+    ("seconds", 0.5, r"holiday\.mp4 is 0\.5 s long, over this demo's limit of 0\.5 s; trim it"),
+    ("frames", 7, r"holiday\.mp4 has 8 frames \(15 per second\), over this demo's limit of 7; "),
+    ("pixels", 256 * 255, r"holiday\.mp4 is 256x256 per frame, over this demo's limit of 65,280 pixels per frame"),
+])
+def test_a_clip_over_a_limit_is_refused_before_decoding(engine, clip_file, monkeypatch, limit, value, message):
+    from dataclasses import replace
+
+    from gfp_core import video
+    from web.engine import VideoOptions
+    from web.video_limits import VideoLimitError
+
+    def never(*args, **kwargs):
+        raise AssertionError("a clip over a limit was decoded")
+
+    monkeypatch.setattr(video, "restore_video", never)
+    engine.video_limits = replace(engine.video_limits, **{limit: value})  # 8 frames at 15 fps: 0.53 s
+    with pytest.raises(VideoLimitError, match=message) as caught:
+        engine.restore_video(clip_file, VideoOptions(detector="embedded", mask="box"))
+    assert caught.value.setting == {"file_bytes": "max_file_size"}.get(limit, f"max_video_{limit}")
+    assert not any(engine.output_dir.iterdir()) and engine.running == 0
+
+
+def test_unreadable_clips_and_results_too_large_are_explained(engine, clip_file, tmp_path):
+    from gfp_core.errors import ImageTooLargeError, InvalidVideoError
+    from web.engine import VideoOptions
+
+    junk = tmp_path / "party.mp4"
+    junk.write_bytes(b"this is not a video")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip_file.read_bytes()[:3000])
+    fast = VideoOptions(detector="embedded", mask="box")
+    for bad, expected in [(junk, "party.mp4: not a readable video"), (cut, "cut.mp4: not a readable video"),
+                          (PHOTO, "astronaut.jpg: not a supported video container")]:
+        with pytest.raises(InvalidVideoError, match=expected) as caught:
+            engine.restore_video(bad, fast)
+        assert isinstance(caught.value, InvalidImageError)
+    engine.max_output_pixels = 256 * 256 * 3
+    with pytest.raises(ImageTooLargeError, match="the result would be 512x512"):
+        engine.restore_video(clip_file, VideoOptions(detector="embedded", mask="box", upscale=2))
+    with pytest.raises(InvalidOptionError, match="Smoothing must be between 0 and 1, got 2"):
+        engine.restore_video(clip_file, VideoOptions(detector="embedded", smoothing=2))
+    assert not any(engine.output_dir.iterdir()) and engine.running == 0
+
+
+def test_a_clip_over_the_time_limit_is_stopped_and_leaves_nothing(engine, clip_file, monkeypatch):
+    import web.engine as engine_module
+    from web.engine import VideoOptions
+
+    real_check = engine_module.Deadline.check
+    stages: list[str] = []
+
+    def check(self, stage: str) -> None:
+        stages.append(stage)
+        if stage == "restoring frame 1 of 8":  # the clock runs out once frames are being restored
+            self.end = 0
+        real_check(self, stage)
+
+    monkeypatch.setattr(engine_module.Deadline, "check", check)
+    with pytest.raises(TimeLimitError, match=r"this clip needed more than this demo's limit of 300 s \(stopped while "
+                                             r"restoring frame 1 of 8\); try a shorter clip"):
+        engine.restore_video(clip_file, VideoOptions(detector="embedded", mask="box"))
+    assert "finding faces in frame 8 of 8" in stages
+    assert not any(engine.output_dir.iterdir()) and engine.running == 0
+
+
+def test_video_options_outcomes_and_refusals_pickle(engine, clip_file):
+    """ZeroGPU pickles the video job's arguments, result and errors."""
+    import pickle
+
+    from web.engine import VideoOptions
+    from web.video_limits import VideoLimitError
+
+    options = VideoOptions(detector="embedded", mask="box", smoothing=0.0)
+    assert pickle.loads(pickle.dumps(options)) == options
+    outcome = engine.restore_video(clip_file, options)
+    copy = pickle.loads(pickle.dumps(outcome))
+    assert copy.file == outcome.file and copy.summary == outcome.summary
+    error = pickle.loads(pickle.dumps(VideoLimitError("clip.mp4 is too long", "max_video_seconds")))
+    assert (str(error), error.setting) == ("clip.mp4 is too long", "max_video_seconds")
+
+
+def test_video_limits_come_from_flags_and_the_environment(monkeypatch, capsys):
+    from web.settings import parse_settings
+
+    defaults = parse_settings([])
+    assert (defaults.max_video_seconds, defaults.max_video_frames, defaults.max_video_pixels) == (20, 600, 1920 * 1080)
+    monkeypatch.setenv("GFP_WEB_MAX_VIDEO_SECONDS", "7.5")
+    monkeypatch.setenv("GFP_WEB_MAX_VIDEO_FRAMES", "200")
+    settings = parse_settings(["--max-video-pixels", "921600"])
+    assert (settings.max_video_seconds, settings.max_video_frames, settings.max_video_pixels) == (7.5, 200, 921600)
+    for argv, message in [(["--max-video-seconds", "0"], "--max-video-seconds must be a positive number of seconds"),
+                          (["--max-video-frames", "-3"], "--max-video-frames must be a positive number of frames")]:
+        with pytest.raises(SystemExit):
+            parse_settings(argv)
+        assert message in capsys.readouterr().err
+
+
+def test_only_uploads_are_taken_as_clips(tmp_path, clip_file):
+    """The demo's own check behind Gradio's: a clip reference is read only inside the upload folder
+    (links and '..' resolved), never pasted, with one answer whether or not the path exists."""
+    from web.uploads import VIDEO_LOST, UploadError, uploaded_video
+
+    cache = tmp_path / "gradio"
+    (cache / "abc").mkdir(parents=True)
+    stored = cache / "abc" / "party.mp4"
+    shutil.copy(clip_file, stored)
+    (cache / "abc" / "link.mp4").symlink_to(clip_file)
+    assert uploaded_video({"path": str(stored), "orig_name": "Our party.mp4"}, cache) == (stored, "Our party.mp4")
+    assert uploaded_video(str(stored), cache) == (stored, "party.mp4")
+    way_out = f"{cache}/abc/../../../{clip_file.relative_to(tmp_path.parent)}"  # the real clip, through '..'
+    assert Path(way_out).is_file()
+    refused = [{"path": str(clip_file)}, {"path": str(tmp_path / "missing.mp4")},
+               {"path": str(cache / "abc" / "link.mp4")}, {"path": way_out},
+               {"url": "data:video/mp4;base64,AAAAGGZ0eXBtcDQy", "path": None}, {"path": str(cache / "abc")}, 42]
+    for payload in refused:
+        with pytest.raises(UploadError) as caught:
+            uploaded_video(payload, cache)
+        assert str(caught.value) == VIDEO_LOST, payload
+    with pytest.raises(UploadError, match="Add a video first"):
+        uploaded_video(None, cache)

@@ -1,4 +1,4 @@
-"""What the demo's two endpoints read, over raw HTTP against the real server (``python -m web``):
+"""What the demo's endpoints read, over raw HTTP against the real server (``python -m web``):
 only files that Gradio itself stored, and pasted ``data:`` URLs within the upload limit. Whatever
 else a caller names gets one answer that does not depend on whether the path exists."""
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ PHOTO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 UPLOAD_LOST = "The photo did not arrive; upload it again."
 RESTORE_ARGS = ["v1.4", 1.0, 1.0, 1, "embedded", 0.9, "all", "", "box", "lanczos", "png"]
 NUMBER_ARGS = ["embedded", 0.9]
+VIDEO_ARGS = ["v1.4", 1.0, 1.0, 1, "embedded", 0.9, "all", "", "box", "lanczos", 0.5]
 
 
 def call(server, endpoint: str, image, args: list) -> tuple[str, object]:
@@ -68,6 +70,25 @@ def test_paths_outside_the_upload_folder_all_get_one_answer(web_demo, outside, e
     answers = {what: call(web_demo, endpoint, {"path": path}, args) for what, path in outside.items()}
     for what, (event, message) in answers.items():
         assert (event, message) == ("error", UPLOAD_LOST), f"{what}: {event} {str(message)[:300]}"
+
+
+def test_the_video_endpoint_reads_only_uploads(web_demo, outside, tmp_path):
+    """A clip is a plain file reference (FileData), which Gradio itself checks before the demo sees
+    it: a file it did not receive gets its one refusal, whether or not the path exists (the demo's
+    own check, web.uploads.uploaded_video, stands behind it). An upload gets through, and is named
+    by its own name."""
+    for what, path in outside.items():
+        event, message = call(web_demo, "restore_video", {"path": path, "meta": {"_type": "gradio.FileData"}},
+                              VIDEO_ARGS)
+        assert event == "error" and re.fullmatch(r"Cannot move \S+ to the gradio cache dir because it was not "
+                                                 r"uploaded by a user\.", message), f"{what}: {message}"
+    junk = tmp_path / "holiday.mp4"
+    junk.write_bytes(b"this is not a video")
+    stored = upload(web_demo, junk)
+    event, message = call(web_demo, "restore_video", {"path": stored, "orig_name": "holiday.mp4",
+                                                      "meta": {"_type": "gradio.FileData"}}, VIDEO_ARGS)
+    assert event == "error" and message.startswith("holiday.mp4: not a readable video"), message
+    assert str(web_demo.workdir) not in message
 
 
 def test_an_oversize_pasted_image_is_refused_before_decoding(web_demo):

@@ -1,6 +1,6 @@
-"""What the demo does with one photo, without any Gradio: load (and keep) the models, run
-:class:`gfp_core.engine.Engine` once, and turn its result into what the page shows and offers for
-download.
+"""What the demo does with one photo or one clip, without any Gradio: load (and keep) the models, run
+:class:`gfp_core.engine.Engine` on a photo (or :func:`gfp_core.video.restore_video` on a clip), and
+turn the result into what the page shows and offers for download.
 
 The models are loaded once and shared by every request; each request gets its own light ``Engine``
 around them, so concurrent requests with different settings never interfere.
@@ -26,12 +26,14 @@ from tqdm import tqdm
 
 from gfp_core.errors import GFPError, InvalidImageError, InvalidOptionError, WeightsNotFoundError
 from gfp_core.engine import Engine, EngineResult, detect_frames
-from gfp_core import options
+from gfp_core import options, video
 from gfp_core.face.detection import EmbeddedRetinaFace, load_detector
 from gfp_core.face.preview import draw_faces
 from gfp_core.face.select import parse_indices
 from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, to_picture, write_image
 from gfp_core.weights import LoadedModel, ModelInfo, load_model, load_model_with_info
+
+from .video_limits import VideoLimits
 
 log = logging.getLogger("web.engine")
 
@@ -48,7 +50,7 @@ assert OUTPUT_FORMATS.names == tuple(FORMAT_SUFFIXES)
 LABELS = {"model": "GFPGAN version", "fidelity": "Fidelity", "visibility": "Visibility", "upscale": "Upscale",
           "detector": "Face detector", "threshold": "Detection threshold", "select": "Which faces",
           "indices": "Face numbers to restore", "mask": "Blending mask", "background": "Background",
-          "output_format": "Download format"}
+          "output_format": "Download format", "smoothing": "Smoothing"}
 #: the words messages use for settings: the controls' labels; the image limits are the server's (None:
 #: a visitor cannot raise them, so a message over a limit says what else to do)
 MESSAGE_WORDS = {**LABELS, "max_pixels": None, "max_output_pixels": None}
@@ -56,6 +58,10 @@ PREVIEW_MAX_SIDE = 2048  # the page shows at most this; the download has every p
 MAX_INDICES_CHARS = 200  # 'Face numbers' longer than this cannot be a real list of faces
 #: the models the page's defaults use, loaded when the server starts rather than on the first visit
 DEFAULT_MODELS = ("v1.4",)
+#: frames a clip is restored at a time: memory stays that of a few frames, and progress comes that often
+VIDEO_CHUNK_FRAMES = 4
+MAX_CLIP_NOTES = 6  # a crowd over the face limit gives a note per frame: the page shows the first few
+MAX_FPS = options.FPS.high  # the tracks' highest rate (a broken header can claim any)
 
 
 class TimeLimitError(GFPError, TimeoutError):
@@ -105,6 +111,20 @@ class RestoreOptions:
                                          value=self.indices)
 
 
+@dataclass(frozen=True)
+class VideoOptions(RestoreOptions):
+    """The Video tab's controls: the photo's (but for the download format: a clip comes back as MP4)
+    and ``smoothing``. A clip keeps its size unless asked (upscale 1)."""
+
+    upscale: int = 1
+    smoothing: float = 0.5
+
+    def check(self) -> None:
+        super().check()
+        with options.speaking(LABELS):
+            options.SMOOTHING.check(self.smoothing)
+
+
 @dataclass
 class RestoreOutcome:
     """What one restore gives the page."""
@@ -126,6 +146,34 @@ class RestoreOutcome:
         else:
             plural = "s" if self.num_detected != 1 else ""
             text = f"{self.num_detected} face{plural} found, {self.num_restored} restored"
+        return f"{text} ({self.seconds:.1f} s)"
+
+
+@dataclass
+class ClipOutcome:
+    """What one video restore gives the page."""
+
+    file: Path                  # the restored clip: MP4, H.264, the source's audio (copied, else AAC)
+    frames: int
+    faces: int                  # faces restored, summed over the frames
+    frames_without_faces: int   # frames where no face was found (passed through, resized if asked)
+    size: tuple[int, int]       # (width, height)
+    fps: float
+    audio: str | None           # 'copy', the codec the audio was re-encoded to, or None (a silent clip)
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    weights_note: str | None = None
+
+    @property
+    def summary(self) -> str:
+        if self.faces == 0:
+            text = (f"No face found in {self.frames} frames. Try a lower detection threshold or another detector."
+                    if self.frames_without_faces == self.frames else f"No face restored in {self.frames} frames.")
+        else:
+            text = f"{self.frames} frames, {self.faces} face{'s' if self.faces != 1 else ''} restored"
+            if self.frames_without_faces:
+                text += f", {self.frames_without_faces} frame{'s' if self.frames_without_faces != 1 else ''} " \
+                        f"without a face"
         return f"{text} ({self.seconds:.1f} s)"
 
 
@@ -167,8 +215,9 @@ class RestoreEngine:
     """Runs restores for the page and the API. ``device``/``dtype``: gfp_core's policy (auto = the
     best accelerator, fp32). ``max_pixels`` bounds the input, ``max_output_pixels`` the result
     (input pixels × upscale²), ``max_faces`` the faces restored per photo (the largest are kept),
-    ``time_limit`` the seconds one request may work. ``allow_unverified``: accept weights whose
-    SHA-256 differs from the registry's (outcomes then carry a ``weights_note``).
+    ``time_limit`` the seconds one request may work, ``video_limits`` the clips taken (length, frames,
+    frame size, file size). ``allow_unverified``: accept weights whose SHA-256 differs from the
+    registry's (outcomes then carry a ``weights_note``).
 
     Result files go to ``output_dir``; a background thread removes them ``keep_s`` seconds after
     they were written, and :meth:`close` removes the folder."""
@@ -176,12 +225,14 @@ class RestoreEngine:
     def __init__(self, *, device: str | None = None, dtype: str | None = None,
                  max_pixels: int = 40_000_000, max_output_pixels: int = 100_000_000, max_faces: int = 20,
                  time_limit: float = 300, allow_unverified: bool | None = None,
-                 max_models: int = 2, output_dir: str | Path | None = None, keep_s: float = 3600) -> None:
+                 max_models: int = 2, output_dir: str | Path | None = None, keep_s: float = 3600,
+                 video_limits: VideoLimits | None = None) -> None:
         self.device = device
         self.dtype = dtype
         self.max_pixels = min(max_pixels, DEFAULT_MAX_PIXELS)
         self.max_output_pixels = max_output_pixels
         self.max_faces = max_faces
+        self.video_limits = video_limits or VideoLimits()
         self.time_limit = time_limit
         self.allow_unverified = allow_unverified
         self.restorers = ModelCache(max_models)
@@ -276,30 +327,9 @@ class RestoreEngine:
             raise InvalidImageError(
                 f"the result would be {width * upscale}x{height * upscale} pixels, over this "
                 f"demo's limit of {self.max_output_pixels / 1e6:.0f} megapixels; choose a smaller upscale")
-        indices = parse_indices(options.indices) if options.faces == "indices" else None
-
-        tell(0.0, f"Loading GFPGAN {options.model}")
-        model, model_info = self.restorer_model(options.model)
-        detector, detector_note = self.detector(options.detector)
-        notes = [detector_note] if detector_note else []
-        mask, parser = options.mask, None
-        if mask == "parsing":
-            parser, parser_note = self.parser()
-            if parser is None:
-                mask = "ellipse"
-                notes.append(parser_note)
-        background = None
-        if options.background != "lanczos":
-            tell(0.05, f"Loading {options.background}")
-            background = self.background_upsampler(options.background)
-        clock.check("loading the models")
-
         # one engine call: it finds the faces (numbered as the faces-found preview numbers them, which
         # is what 'Faces by number' takes), chooses, keeps at most max_faces (the largest) and restores
-        engine = Engine(model, detector=detector, parser=parser, background=background, upscale=upscale,
-                        fidelity=options.fidelity, visibility=options.visibility, mask=mask,
-                        score_threshold=options.threshold, select=options.faces, indices=indices,
-                        face_limit=self.max_faces, limit_reason="this demo's limit")
+        engine, notes, model_info = self._engine(options, clock, tell)
 
         stage_now = ["finding faces"]
 
@@ -327,6 +357,88 @@ class RestoreEngine:
         log.info("restored %s: %s", image_path.name, outcome.summary)
         return outcome
 
+    def _engine(self, options: RestoreOptions, clock: Deadline, tell: Callable[[float, str], None],
+                **clip: Any) -> tuple[Engine, list[str], ModelInfo]:
+        """The :class:`Engine` for ``options`` on the shared models (``clip``: the clip's engine
+        options, smoothing and fps), the notes about stand-ins for missing weights, and what the
+        GFPGAN weights are."""
+        indices = parse_indices(options.indices) if options.faces == "indices" else None
+        tell(0.0, f"Loading GFPGAN {options.model}")
+        model, model_info = self.restorer_model(options.model)
+        detector, detector_note = self.detector(options.detector)
+        notes = [detector_note] if detector_note else []
+        mask, parser = options.mask, None
+        if mask == "parsing":
+            parser, parser_note = self.parser()
+            if parser is None:
+                mask = "ellipse"
+                notes.append(parser_note)
+        background = None
+        if options.background != "lanczos":
+            tell(0.02, f"Loading {options.background}")
+            background = self.background_upsampler(options.background)
+        clock.check("loading the models")
+        engine = Engine(model, detector=detector, parser=parser, background=background, upscale=int(options.upscale),
+                        fidelity=options.fidelity, visibility=options.visibility, mask=mask,
+                        score_threshold=options.threshold, select=options.faces, indices=indices,
+                        face_limit=self.max_faces, limit_reason="this demo's limit",
+                        max_output_pixels=self.max_output_pixels, **clip)
+        return engine, notes, model_info
+
+    # --- one clip -----------------------------------------------------------------------------
+
+    def restore_video(self, video_path: str | Path, options: VideoOptions,
+                      progress: Callable[[float, str], None] | None = None) -> ClipOutcome:
+        """Restore the faces of the clip ``video_path`` with ``options`` into an MP4 (H.264, the clip's
+        audio copied, or AAC where MP4 cannot hold it). The clip is checked against
+        :attr:`video_limits` from its headers first. ``progress(fraction, text)`` hears of every few
+        frames ("Restoring frame 12 of 48"); without it, a tqdm bar per report (see :meth:`restore`)."""
+        options.check()
+        start = time.perf_counter()
+        clock = Deadline(self.time_limit, "this clip",
+                         "try a shorter clip, a smaller upscale, or the Lanczos background")
+        video_path = Path(video_path)
+        info = self.video_limits.check(video_path)  # before a frame is decoded
+        with StageReporter(progress) as tell:
+            self._enter()
+            try:
+                return self._restore_video(video_path, info, options, start, clock, tell)
+            finally:
+                self._leave()
+
+    def _restore_video(self, src: Path, info: video.VideoInfo, options: VideoOptions, start: float,
+                       clock: Deadline, tell: Callable[[float, str], None]) -> ClipOutcome:
+        # the clip's own rate times the tracks (their smoothing is in seconds)
+        engine, notes, model_info = self._engine(options, clock, tell, smoothing=options.smoothing,
+                                                 fps=min(float(info.fps), MAX_FPS))
+        stage_now = ["finding faces"]
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            frame = f"frame {min(done + 1, total)} of {total}"  # the frame being worked on
+            if stage == "detect":
+                text, fraction = f"Finding faces in {frame}", 0.05 + 0.2 * done / max(total, 1)
+            else:
+                text, fraction = f"Restoring {frame}", 0.25 + 0.72 * done / max(total, 1)
+            stage_now[0] = text[0].lower() + text[1:]
+            tell(fraction, text)
+
+        dst = self._result_path(src.stem, ".mp4", "video")
+        try:
+            # a web request never resumes: an interrupted one is gone with its folder
+            done = video.restore_video(engine, src, dst, chunk_frames=VIDEO_CHUNK_FRAMES, on_progress=on_progress,
+                                       should_stop=lambda: clock.check(stage_now[0]), resume=False)
+        except BaseException:
+            shutil.rmtree(dst.parent, ignore_errors=True)
+            raise
+        if done.faces:  # the summary already says when no face was found
+            notes += _at_most(done.notes, MAX_CLIP_NOTES)
+        outcome = ClipOutcome(file=dst, frames=done.frames, faces=done.faces,
+                              frames_without_faces=done.frames_without_faces, size=done.size, fps=float(done.fps),
+                              audio=done.audio, seconds=time.perf_counter() - start, notes=notes,
+                              weights_note=weights_note(options.model, model_info))
+        log.info("restored %s: %s", src.name, outcome.summary)
+        return outcome
+
     def detect(self, image_path: str | Path, detector: str = "retinaface_resnet50",
                threshold: float = 0.9) -> tuple[np.ndarray, int]:
         """The photo with every face found numbered (the numbers 'Faces by number' takes)."""
@@ -352,10 +464,16 @@ class RestoreEngine:
             log.info("restore finished (%d running)", self.running)
 
     def _save(self, image: np.ndarray, stem: str, output_format: str) -> Path:
+        return write_image(self._result_path(stem, FORMAT_SUFFIXES[output_format], "photo"), image)
+
+    def _result_path(self, stem: str, suffix: str, fallback: str) -> Path:
+        """Where a new result goes: ``<stem>_restored<suffix>`` in a folder of its own (names never
+        clash), the stem cut to safe characters (``fallback`` when none is left); old results go first."""
         self.forget_old_results()
         folder = self.output_dir / uuid.uuid4().hex
-        safe_stem = "".join(c for c in stem if c.isalnum() or c in "-_")[:60] or "photo"
-        return write_image(folder / f"{safe_stem}_restored{FORMAT_SUFFIXES[output_format]}", image)
+        folder.mkdir(parents=True)
+        safe_stem = "".join(c for c in stem if c.isalnum() or c in "-_")[:60] or fallback
+        return folder / f"{safe_stem}_restored{suffix}"
 
     def forget_old_results(self) -> None:
         """Remove result folders written more than ``keep_s`` seconds ago."""
@@ -383,17 +501,19 @@ class RestoreEngine:
 
 
 class Deadline:
-    """The time budget of one request, checked at every stage."""
+    """The time budget of one request, checked at every stage; ``what`` and ``advice`` for the message."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, what: str = "this photo",
+                 advice: str = "try a smaller photo or upscale, fewer faces, or the Lanczos background") -> None:
         self.seconds = seconds
         self.end = time.monotonic() + seconds
+        self.what = what
+        self.advice = advice
 
     def check(self, stage: str) -> None:
         if time.monotonic() > self.end:
-            raise TimeLimitError(
-                f"this photo needed more than this demo's limit of {self.seconds:g} s (stopped while {stage}); "
-                f"try a smaller photo or upscale, fewer faces, or the Lanczos background")
+            raise TimeLimitError(f"{self.what} needed more than this demo's limit of {self.seconds:g} s "
+                                 f"(stopped while {stage}); {self.advice}")
 
 
 class StageReporter:
@@ -415,10 +535,11 @@ class StageReporter:
             return
         if self.bar is None or self.bar.desc != text:
             self._close_bar()
-            self.bar = tqdm(total=100, desc=text, initial=self.done, file=io.StringIO(), leave=False)
-        step = max(0, min(100, round(fraction * 100)) - self.done)
-        self.bar.update(step)
-        self.done += step
+            # a new bar starts at 0 and is moved to the whole work done so far: Gradio follows a bar's
+            # updates, not its ``initial``
+            self.bar = tqdm(total=100, desc=text, file=io.StringIO(), leave=False)
+        self.done = max(self.done, min(100, round(fraction * 100)))
+        self.bar.update(self.done - self.bar.n)
 
     def _close_bar(self) -> None:
         if self.bar is not None:
@@ -443,6 +564,12 @@ def weights_note(name: str, info: ModelInfo) -> str | None:
 def one_line(text: str) -> str:
     """A multi-line message as one log line."""
     return " | ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _at_most(notes: list[str], count: int) -> list[str]:
+    if len(notes) <= count:
+        return list(notes)
+    return notes[:count - 1] + [f"… and {len(notes) - count + 1} more notes like these"]
 
 
 def _display_rgb(image: np.ndarray) -> np.ndarray:
@@ -474,5 +601,5 @@ def _face_pairs(result: EngineResult) -> list[tuple[np.ndarray, str]]:
 
 
 __all__ = ["BACKGROUND_CHOICES", "FACE_CHOICES", "FORMAT_SUFFIXES", "GFPError", "InvalidOptionError", "LABELS",
-           "MODEL_CHOICES", "OUTPUT_FORMATS",
-           "RestoreEngine", "RestoreOptions", "RestoreOutcome", "TimeLimitError"]
+           "MODEL_CHOICES", "OUTPUT_FORMATS", "ClipOutcome",
+           "RestoreEngine", "RestoreOptions", "RestoreOutcome", "TimeLimitError", "VideoLimits", "VideoOptions"]

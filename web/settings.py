@@ -9,9 +9,18 @@ from dataclasses import dataclass, field
 from gfp_core import options
 from gfp_core.errors import InvalidOptionError
 
-#: canonical option names (gfp_core.options) → these settings' flags
+#: option names (gfp_core.options', and the demo's own video limits below) → these settings' flags
 SETTINGS_FLAGS = {"face_limit": "--max-faces", "max_pixels": "--max-pixels",
-                  "max_output_pixels": "--max-output-pixels", "device": "--device", "dtype": "--dtype"}
+                  "max_output_pixels": "--max-output-pixels", "device": "--device", "dtype": "--dtype",
+                  "max_video_seconds": "--max-video-seconds", "max_video_frames": "--max-video-frames",
+                  "max_video_pixels": "--max-video-pixels"}
+#: the demo's own limits on clips (the library has none: a long clip is only slow), checked the options' way
+MAX_VIDEO_SECONDS = options.Range("max_video_seconds", 0, low_open=True, rule="must be a positive number of seconds",
+                                  what="clips longer than this are refused before decoding")
+MAX_VIDEO_FRAMES = options.Range("max_video_frames", 1, whole=True, rule="must be a positive number of frames",
+                                 what="clips with more frames than this are refused before decoding")
+MAX_VIDEO_PIXELS = options.Range("max_video_pixels", 1, whole=True, rule="must be a positive number of pixels",
+                                 what="clips whose frames are larger than this are refused before decoding")
 
 
 @dataclass
@@ -24,6 +33,9 @@ class WebSettings:
     max_pixels: int = 40_000_000    # input images larger than this are refused before decoding
     max_output_pixels: int = 100_000_000  # input pixels × upscale²
     max_faces: int = 20             # the largest faces of a photo that one request restores
+    max_video_seconds: float = 20.0  # clips longer than this are refused before decoding
+    max_video_frames: int = 600     # … or with more frames (20 s at 30 fps)
+    max_video_pixels: int = 1920 * 1080  # … or with larger frames (full HD; a frame is restored whole)
     time_limit: float = 300         # seconds one request may work before it is stopped
     keep_results: float = 3600      # seconds a result file stays on the server
     device: str | None = None       # gfp_core's policy: auto = CUDA > MPS > CPU
@@ -37,6 +49,8 @@ _ENV = {  # option → environment variable
     "host": "GFP_WEB_HOST", "port": "GFP_WEB_PORT", "concurrency": "GFP_WEB_CONCURRENCY",
     "queue_size": "GFP_WEB_QUEUE_SIZE", "max_file_size": "GFP_WEB_MAX_FILE_SIZE", "max_pixels": "GFP_WEB_MAX_PIXELS",
     "max_output_pixels": "GFP_WEB_MAX_OUTPUT_PIXELS", "max_faces": "GFP_WEB_MAX_FACES",
+    "max_video_seconds": "GFP_WEB_MAX_VIDEO_SECONDS", "max_video_frames": "GFP_WEB_MAX_VIDEO_FRAMES",
+    "max_video_pixels": "GFP_WEB_MAX_VIDEO_PIXELS",
     "time_limit": "GFP_WEB_TIME_LIMIT", "keep_results": "GFP_WEB_KEEP_RESULTS", "device": "GFP_DEVICE",
     "dtype": "GFP_DTYPE",
 }
@@ -79,6 +93,9 @@ def parse_settings(argv: list[str] | None = None) -> WebSettings:
             options.FACE_LIMIT.check(args.max_faces)
             options.MAX_PIXELS.check(args.max_pixels)
             options.MAX_OUTPUT_PIXELS.check(args.max_output_pixels)
+            MAX_VIDEO_SECONDS.check(args.max_video_seconds)
+            MAX_VIDEO_FRAMES.check(args.max_video_frames)
+            MAX_VIDEO_PIXELS.check(args.max_video_pixels)
             if args.device is not None:
                 args.device = options.check_device(args.device)
             if args.dtype is not None:
