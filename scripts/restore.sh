@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up the runtime environment and restore the faces in photos:  scripts/restore.sh [IMAGE|FOLDER...]
+# Set up the runtime environment and restore the faces in photos and videos:  scripts/restore.sh [FILE|FOLDER...]
 # Without arguments it restores the bundled sample photo into results/ (upscale 2, as official).
 # GFP_MODEL picks the model (default v1.4). When its weights cannot be had (no internet, nothing
 # in the model folders), the run says so and uses seeded random weights in the official format
