@@ -211,6 +211,14 @@ def detect_frames(detector, frames: Sequence[np.ndarray], *, score_threshold: fl
     return found
 
 
+def _alignments(per_frame: Sequence[Sequence[Face]], face_size: int) -> list[np.ndarray]:
+    """Each frame's faces' alignments to the ``face_size`` crop (``[n_i, 2, 3]``)."""
+    from .face.align import estimate_alignment
+
+    return [np.stack([estimate_alignment(f.landmarks, face_size) for f in fs]) if fs else np.zeros((0, 2, 3))
+            for fs in per_frame]
+
+
 def choose_faces(found: Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[int, int]], *, select: str = "all",
                  indices: Sequence[int] | None = None, max_faces: int | None = None,
                  face_limit: int | None = None, limit_reason: str = "the face limit",
@@ -223,7 +231,6 @@ def choose_faces(found: Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[in
     largest. What a user should know (faceless frames, skipped indices, the limit) goes to ``notes``;
     ``passed`` says what happens to a faceless frame ('unchanged', or e.g. 'only upscaled').
     """
-    from .face.align import estimate_alignment
     from .face.select import select_faces
 
     found = [list(fs) for fs in found]
@@ -271,8 +278,7 @@ def choose_faces(found: Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[in
         notes.append(f"{len(short_frames)} of {n} frames had fewer faces than the indices asked for "
                      f"(frame {listed}); the missing indices were skipped there")
     faces = [[fs[k] for k in ks] for fs, ks in zip(found, chosen_numbers)]
-    affines = [np.stack([estimate_alignment(f.landmarks, face_size) for f in fs]) if fs else np.zeros((0, 2, 3))
-               for fs in faces]
+    affines = _alignments(faces, face_size)
     return FaceSet(faces, affines, [tuple(s) for s in frame_sizes], face_size, counts, found, chosen_numbers, notes)
 
 
@@ -280,13 +286,11 @@ def given_faces(faces: Sequence[Face] | Sequence[Sequence[Face]], frame_sizes: S
                 face_size: int = 512) -> FaceSet:
     """A :class:`FaceSet` of faces the caller chose (a list per frame, or one list for one frame),
     all of them restored, in the order given."""
-    from .face.align import estimate_alignment
 
     per_frame = [list(faces)] if not faces or isinstance(faces[0], Face) else [list(fs) for fs in faces]
     if len(per_frame) != len(frame_sizes):
         raise InvalidImageError(f"got faces for {len(per_frame)} frame(s), but there are {len(frame_sizes)}")
-    affines = [np.stack([estimate_alignment(f.landmarks, face_size) for f in fs]) if fs else np.zeros((0, 2, 3))
-               for fs in per_frame]
+    affines = _alignments(per_frame, face_size)
     return FaceSet(per_frame, affines, [tuple(s) for s in frame_sizes], face_size, [len(fs) for fs in per_frame],
                    per_frame, [list(range(len(fs))) for fs in per_frame])
 
@@ -307,7 +311,6 @@ def choose_tracks(tracks: Tracks, frame_sizes: Sequence[tuple[int, int]], *, sel
     every frame. A face's number is its track's id (numbered by first appearance, then in reading
     order). 'largest' and 'center' rank the tracks by their median box over the clip; ``indices``
     beyond the clip's tracks are an error; ``face_limit`` keeps at most that many per frame."""
-    from .face.align import estimate_alignment
     from .face.select import select_faces
 
     n = len(frame_sizes)
@@ -343,8 +346,7 @@ def choose_tracks(tracks: Tracks, frame_sizes: Sequence[tuple[int, int]], *, sel
     faceless = sum(1 for fs in found if not fs)
     if faceless:
         notes.insert(0, f"{faceless} of {n} frames had no face and were passed through {passed}")
-    affines = [np.stack([estimate_alignment(f.landmarks, face_size) for f in fs]) if fs else np.zeros((0, 2, 3))
-               for fs in faces]
+    affines = _alignments(faces, face_size)
     return FaceSet(faces, affines, [tuple(s) for s in frame_sizes], face_size, [len(fs) for fs in found], found,
                    numbers, notes, found_numbers)
 
