@@ -6,6 +6,7 @@ The clips come from ``tests/clips.py``: the astronaut's face (``skimage.data.ast
 compression (quality 70), at 30 fps:
 
 * *moving*: one slow loop per clip (pan ±24/±12 px, zoom ±12 %, rotation ±6°);
+* *fast*: the same loop every 24 frames (0.8 s; at its quickest the face moves 6 px a frame);
 * *still*: the face does not move, only the noise and the compression change;
 * *jump*: still, then 40 px to the right at the middle frame (a face box is about 95 px wide).
 
@@ -51,7 +52,7 @@ from gfp_core.face.detection import detect_faces, load_detector  # noqa: E402
 from gfp_core.face.track import (DEFAULT_STRENGTH, FaceTracker, link_tracks, look_ahead_frames,  # noqa: E402
                                  smooth_tracks)
 
-CLIPS = ("moving", "still", "jump")
+CLIPS = ("moving", "fast", "still", "jump")
 NEAR = 2.0  # crop pixels: "within" for lag, lead and settle
 
 

@@ -185,13 +185,13 @@ def test_smoothing_removes_jitter_and_follows_a_sudden_move_within_two_frames(se
     assert jitter[0.0] > jitter[0.25] > jitter[DEFAULT_STRENGTH] > jitter[1.0], jitter
 
 
-def test_a_fast_moving_face_is_smoothed_less_but_still_smoothed():
-    """The filter's cut-off rises with the face's speed (that is what keeps it from lagging): at half
-    a face size per second the jitter still drops, by less."""
+def test_a_fast_moving_face_is_smoothed_without_straying_from_it():
+    """A quadratic fit follows a face that sways by 30 px a second: the jitter drops as much as on a
+    slow face, and the face stays nearer the truth than the detections."""
     found, truth = synthetic_track(np.random.default_rng(4), sway=30.0, jump_at=1000)
     raw = link_tracks(found)
     lm = smooth_tracks(raw, DEFAULT_STRENGTH, fps=30).tracks[0].landmarks
-    assert second_difference(raw.tracks[0].landmarks) / second_difference(lm) >= 2.0
+    assert second_difference(raw.tracks[0].landmarks) / second_difference(lm) >= 3.0
     assert np.linalg.norm(lm - truth, axis=-1).mean() < np.linalg.norm(raw.tracks[0].landmarks - truth,
                                                                        axis=-1).mean()
 
@@ -268,7 +268,7 @@ def test_a_moving_face_is_followed_without_lag(detector):
     truth = clip.truth(detect_faces(detector, clip.photo)[0].landmarks)
     tracks = link_tracks([detect_faces(detector, f) for f in clip.frames])
     raw, smooth = aligned(tracks), aligned(smooth_tracks(tracks, DEFAULT_STRENGTH, clip.fps))
-    assert alignment_jitter(raw, truth) / alignment_jitter(smooth, truth) >= 1.5
+    assert alignment_jitter(raw, truth) / alignment_jitter(smooth, truth) >= 3.0
 
     def error(affines):  # how far the face's true points stray in the crop (crop pixels)
         pos = crop_positions(affines, truth)

@@ -9,16 +9,17 @@ even when the face does not; the aligned crop, the restored face and its paste m
   in linearly between the detections on both sides (``interpolated``, score 0). Ids are numbered from
   0 by the frame a track first appears in, then in reading order
   (:func:`gfp_core.face.select.reading_order`), so "face 0" stays the same person all clip long.
-* **Smoothing** (:func:`smooth_tracks`): a One-Euro filter (Casiez et al., CHI 2012) on the 5
-  landmarks and the box, run forward and backward in time and averaged: the two passes' lags cancel,
-  so smooth motion is followed without lag, and the cut-off rises with the face's speed, so a sudden
-  move is followed within a frame or two. All 14 numbers share one cut-off (the face moves as one).
-  Filtering the 5 points measured as good as filtering the similarity transform they give (within
-  2 %), and keeps the landmarks a face shape for the ellipse mask. The backward pass of frame ``t``
-  starts ``look_ahead`` frames later, from the forward estimate there, so a frame's result needs
-  only a bounded future, and a long clip streamed in chunks (:class:`FaceTracker`) comes out bit for
-  bit as the whole clip at once. ``strength`` 0 leaves every face as detected (each frame on its
-  own, as the official code); 1 smooths most. Time constants are in seconds (``fps``).
+* **Smoothing** (:func:`smooth_tracks`): each frame's 5 landmarks and box are replaced by a local
+  quadratic fit over the frames around it (a LOESS with a tricube kernel, ``strength`` × 0.27 s each
+  side: 4 frames at 30 fps at the default strength). A centred fit has no lag, and a quadratic
+  follows a face that speeds up or turns, so a moving face loses its detector jitter as a still one
+  does; a face that jumps (more than 0.15 face sizes in a frame) cuts the window there, so the jump
+  is followed in the same frame and nothing is smeared across it. All 14 numbers share one window
+  (the face moves as one), and the fit keeps the landmarks a face shape for the ellipse mask. A
+  frame's result reads only ``look_ahead`` frames ahead, so a long clip streamed in chunks
+  (:class:`FaceTracker`) comes out bit for bit as the whole clip at once. ``strength`` 0 leaves
+  every face as detected (each frame on its own, as the official code); 1 smooths most. The window
+  is in seconds (``fps``).
 
 Only the landmarks and boxes change: the engine derives the alignment from the landmarks, and from
 the alignment the box mask's place and size and the ellipse mask's shape, so smoothing the faces
@@ -42,6 +43,7 @@ Streaming a long clip in chunks gives the same faces, ``tracker.delay`` frames l
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
@@ -51,9 +53,9 @@ from ..options import SMOOTHING, Range
 from .select import reading_order
 from .types import Face
 
-#: the default smoothing strength. bench/bench_video_jitter.py: the aligned crop of a still face shakes
-#: 6.8× less, a moving one 2.1× less and nearer the truth, a 40-px jump is followed within 1 frame;
-#: stronger settings cost a longer look-ahead (7 frames here, 25 at 1) and lag on jumps (2 frames at 1)
+#: the default smoothing strength (4 frames each side at 30 fps). bench/bench_video_jitter.py has the
+#: measurements: the aligned crop shakes several times less, still or moving, and a jump is followed
+#: in its frame; stronger settings smooth more but stray from a fast-moving face (8 frames at 1)
 DEFAULT_STRENGTH = 0.5
 #: frames a track may miss (a blink of the detector, a hand passing) and still go on
 DEFAULT_MAX_GAP = 5
@@ -64,16 +66,17 @@ MAX_DISTANCE = 1.0
 #: what a track may miss (not a user option yet; checked the options' way)
 MAX_GAP = Range("max_gap", 0, whole=True, what="frames a face track may miss and still go on")
 
-# One-Euro parameters (bench/bench_video_jitter.py). The minimum cut-off's time constant grows with
-# strength² up to _TAU_MAX; the speed gain beta (Hz per face size per second of speed) falls from
-# _BETA_0 to _BETA_1: more smoothing of moving faces too, at the price of a frame more to follow a
-# sudden move (1 frame at strength 0.5, 2 at strength 1 for a 40-px jump of a 95-px face).
-_TAU_MAX = 0.5         # seconds: 15 frames at 30 fps
-_BETA_0, _BETA_1 = 8.0, 4.0
-_D_CUTOFF = 8.0        # Hz: the speed estimate reacts within a frame or two
-#: the backward pass's window: long enough that its start (the forward estimate there, already
-#: smooth) keeps under this much weight. A window twice as long (weight 0.03) measured no better.
-_WINDOW_WEIGHT = 0.2
+# Smoothing parameters (bench/bench_video_jitter.py). The window grows with strength up to
+# _HALF_WINDOW_S each side (8 frames at 30 fps); a quadratic follows a face that speeds up, slows down
+# or turns where a straight line would cut the corner (at 8 frames each side a straight line strayed
+# 7x further from a fast-moving face than a quadratic), and a cubic removed less jitter for no gain.
+_HALF_WINDOW_S = 0.27
+_DEGREE = 2
+#: a face that moved more than this (RMS landmark step, in face sizes) between two frames jumped:
+#: the window stops at the jump, so it is followed at once, with nothing smeared across it. Real
+#: motion rarely comes near (0.15 face sizes a frame is 4.5 face sizes a second at 30 fps), and
+#: where it does the fit is only cut short there.
+_JUMP = 0.15
 
 
 @dataclass(frozen=True, eq=False)
@@ -317,80 +320,55 @@ def link_tracks(found: Sequence[Sequence[Face]], *, max_gap: int = DEFAULT_MAX_G
 # smoothing
 
 
+@lru_cache(maxsize=512)
+def _fit_weights(left: int, right: int, half: int, degree: int) -> np.ndarray:
+    """Weights that give a local polynomial fit's value at the middle frame from the ``left`` frames
+    before it, itself and the ``right`` frames after (tricube kernel of half-width ``half`` + 1)."""
+    t = np.arange(-left, right + 1, dtype=np.float64)
+    kernel = np.sqrt((1.0 - (np.abs(t) / (half + 1)) ** 3) ** 3)
+    powers = np.vander(t, min(degree, len(t) - 1) + 1, increasing=True)
+    # least squares of kernel·(powers @ c − x): c = pinv(kernel·powers) @ (kernel·x); the value at 0 is c[0]
+    weights = np.linalg.pinv(kernel[:, None] * powers)[0] * kernel
+    weights.flags.writeable = False
+    return weights
+
+
 @dataclass(frozen=True)
-class _OneEuro:
-    """One-Euro filter on a face's 14 numbers (5 landmarks, then the box). All coordinates share one
-    cut-off, driven by the landmarks' RMS speed in face sizes per second, so the face moves as one."""
+class _LocalFit:
+    """Local polynomial regression (LOESS) of a face's 14 numbers (5 landmarks, then the box) over a
+    window of ``half`` frames each side, cut where the face jumped (:data:`_JUMP`)."""
 
-    tau: float        # time constant of the minimum cut-off, seconds
-    beta: float       # cut-off rise per (face size / s) of speed, Hz
-    d_cutoff: float   # cut-off of the speed estimate, Hz
-    rate: float       # frames per second
-
-    @classmethod
-    def of(cls, strength: float, fps: float) -> "_OneEuro":
-        return cls(_TAU_MAX * strength * strength, _BETA_0 + (_BETA_1 - _BETA_0) * strength, _D_CUTOFF, fps)
+    half: int     # frames each side; 0: every face as detected
+    degree: int
 
     @property
     def window(self) -> int:
-        """Backward look-ahead (frames): the window's first sample keeps under :data:`_WINDOW_WEIGHT`."""
-        alpha = 1.0 / (1.0 + self.tau * self.rate)
-        if alpha >= 1.0:
-            return 0
-        return max(1, math.ceil(math.log(_WINDOW_WEIGHT) / math.log(1.0 - alpha)))
+        """Frames after a frame that its estimate reads."""
+        return self.half
 
-    def step(self, est: np.ndarray, deriv: np.ndarray, x: np.ndarray,
-             size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One update of rows of states (``est``, ``deriv``: ``[R, 14]``) with samples ``x`` of faces
-        of ``size`` (``[R, 1]``). Elementwise only, so a row's numbers do not depend on the others."""
-        w = 2.0 * math.pi * self.d_cutoff
-        a_d = w / (w + self.rate)
-        deriv = deriv + a_d * ((x - est) * self.rate / size - deriv)
-        d = deriv
-        speed = np.sqrt((d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] + d[:, 2] * d[:, 2] + d[:, 3] * d[:, 3]
-                         + d[:, 4] * d[:, 4] + d[:, 5] * d[:, 5] + d[:, 6] * d[:, 6] + d[:, 7] * d[:, 7]
-                         + d[:, 8] * d[:, 8] + d[:, 9] * d[:, 9]) / 5.0)[:, None]
-        # alpha = 2π fc / (2π fc + rate) with fc = 1/(2π tau) + beta·speed
-        wc = 1.0 / self.tau + 2.0 * math.pi * self.beta * speed
-        alpha = wc / (wc + self.rate)
-        return est + alpha * (x - est), deriv
+    @staticmethod
+    def jumps(x: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """``[T-1]``: whether the face jumped between rows ``t`` and ``t+1`` (elementwise per row, so
+        the same rows give the same answer in any chunk)."""
+        step = x[1:, :10] - x[:-1, :10]
+        moved = np.sqrt(np.mean(step[:, 0::2] ** 2 + step[:, 1::2] ** 2, axis=1))
+        return moved > _JUMP * size[:-1, 0]
 
-    def forward(self, x: np.ndarray, size: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None
-                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """Causal estimates of the rows of ``x`` (``[T, 14]``), continuing from ``state`` (None: the
-        track starts at ``x[0]``, at rest), and the state after the last row."""
-        out = np.empty_like(x)
-        start = 0
-        if state is None:
-            if not len(x):
-                return out, state
-            state = (x[:1].copy(), np.zeros_like(x[:1]))
-            out[0] = x[0]
-            start = 1
-        est, deriv = state
-        for t in range(start, len(x)):
-            est, deriv = self.step(est, deriv, x[t:t + 1], size[t:t + 1])
-            out[t] = est[0]
-        return out, (est, deriv)
-
-    def backward(self, x: np.ndarray, size: np.ndarray, forward: np.ndarray, count: int) -> np.ndarray:
-        """Anti-causal estimates of rows ``0 … count-1`` of ``x``: for row ``t`` the filter starts at
-        row ``min(t + window, len(x) - 1)`` from the forward estimate there and runs back to ``t``.
-        ``x`` must reach ``window`` rows past ``count - 1``, or end where the track ends."""
-        n = self.window
-        t = np.arange(count)
-        ends = np.minimum(t + n, len(x) - 1)
-        est, deriv = forward[ends].copy(), np.zeros((count, x.shape[1]))
-        for j in range(n - 1, -1, -1):
-            rows = t + j
-            active = rows < ends
-            if not active.any():
-                continue
-            idx = np.minimum(rows, len(x) - 1)
-            new_est, new_deriv = self.step(est, deriv, x[idx], size[idx])
-            est = np.where(active[:, None], new_est, est)
-            deriv = np.where(active[:, None], new_deriv, deriv)
-        return est
+    def rows(self, x: np.ndarray, size: np.ndarray, first: int, count: int) -> np.ndarray:
+        """Estimates of rows ``first … first+count-1`` of ``x`` (``[T, 14]``). ``x`` must hold the
+        ``half`` rows before ``first`` (or from the track's start) and the ``half`` rows after the
+        last (or to the track's end); a row's estimate depends on nothing else."""
+        jumped = self.jumps(x, size)
+        out = np.empty((count, x.shape[1]))
+        for i, t in enumerate(range(first, first + count)):
+            left = 0
+            while left < self.half and t - left > 0 and not jumped[t - left - 1]:
+                left += 1
+            right = 0
+            while right < self.half and t + right + 1 < len(x) and not jumped[t + right]:
+                right += 1
+            out[i] = _fit_weights(left, right, self.half, self.degree) @ x[t - left: t + right + 1]
+        return out
 
 
 def _as_rows(faces: Iterable[Face]) -> tuple[np.ndarray, np.ndarray]:
@@ -409,7 +387,7 @@ def check_strength(strength: float) -> float:
     return SMOOTHING.check(strength)
 
 
-def _filter_for(strength: float, fps: float | None) -> _OneEuro:
+def _filter_for(strength: float, fps: float | None) -> _LocalFit:
     from ..errors import InvalidOptionError
 
     rate = DEFAULT_FPS if fps is None else fps
@@ -417,29 +395,30 @@ def _filter_for(strength: float, fps: float | None) -> _OneEuro:
             or not math.isfinite(rate):
         raise InvalidOptionError(f"fps must be a positive number of frames per second, got {fps!r}",
                                  setting="fps", value=fps, allowed=(0, None))
-    return _OneEuro.of(check_strength(strength), float(rate))
+    strength = check_strength(strength)
+    half = 0 if strength == 0 else max(1, round(strength * _HALF_WINDOW_S * float(rate)))
+    return _LocalFit(half, _DEGREE)
 
 
 def look_ahead_frames(strength: float = DEFAULT_STRENGTH, fps: float | None = None) -> int:
     """How many frames past a frame its smoothing looks at (0 at strength 0)."""
-    return _filter_for(strength, fps).window if check_strength(strength) > 0 else 0
+    return _filter_for(strength, fps).window
 
 
 def smooth_tracks(tracks: Tracks, strength: float = DEFAULT_STRENGTH, fps: float | None = None) -> Tracks:
     """The tracks with their landmarks and boxes smoothed in time (scores and flags unchanged).
 
     ``strength`` in [0, 1]: 0 gives ``tracks`` back untouched (every face as detected), 1 smooths
-    most. ``fps``: the clip's frame rate (None: 30); the filter's time constants are in seconds, so
-    a clip smooths alike at any frame rate. The same numbers come from :class:`FaceTracker`.
+    most. ``fps``: the clip's frame rate (None: 30); the window is in seconds, so a clip smooths
+    alike at any frame rate. The same numbers come from :class:`FaceTracker`.
     """
     f = _filter_for(strength, fps)
-    if strength == 0:
+    if f.half == 0:
         return tracks
     out = []
     for track in tracks:
         x, size = _as_rows(track.faces)
-        fwd, _ = f.forward(x, size, None)
-        smooth = 0.5 * (fwd + f.backward(x, size, fwd, len(x)))
+        smooth = f.rows(x, size, 0, len(x))
         out.append(Track(track.id, track.first, tuple(_as_face(r, face) for r, face in zip(smooth, track.faces)),
                          track.interpolated))
     return Tracks(tuple(out), tracks.frames)
@@ -451,19 +430,23 @@ def smooth_tracks(tracks: Tracks, strength: float = DEFAULT_STRENGTH, fps: float
 
 @dataclass
 class _Buffer:
-    """A track's faces not yet given out: from frame ``base``, raw rows with their forward estimates."""
+    """A track's rows from frame ``base``: the first ``done`` already given out (kept for the fit's
+    window behind the next ones), then those not yet given out."""
 
     base: int
+    done: int = 0
     faces: list[Face] = field(default_factory=list)
     filled: list[bool] = field(default_factory=list)
     x: list[np.ndarray] = field(default_factory=list)
     size: list[np.ndarray] = field(default_factory=list)
-    fwd: list[np.ndarray] = field(default_factory=list)
-    state: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def end(self) -> int:  # one past the last known frame
         return self.base + len(self.faces)
+
+    @property
+    def pending(self) -> int:
+        return len(self.faces) - self.done
 
 
 class FaceTracker:
@@ -473,19 +456,18 @@ class FaceTracker:
     oldest first, each as its index and its faces by track id (as :meth:`Tracks.frame`); a frame is final
     ``delay`` frames after it was pushed (the gap a track may bridge plus the smoothing's
     look-ahead). :meth:`finish` returns the rest at the end of the clip. Memory stays bounded by
-    ``delay`` frames of faces, however long the clip; the faces are the same as from the whole clip
-    at once.
+    ``delay`` frames of faces (and the smoothing window behind them), however long the clip; the
+    faces are the same as from the whole clip at once.
     """
 
     def __init__(self, strength: float = DEFAULT_STRENGTH, fps: float | None = None, *,
                  max_gap: int = DEFAULT_MAX_GAP, max_distance: float = MAX_DISTANCE) -> None:
         _check_link(max_gap, max_distance)
         self._filter = _filter_for(strength, fps)
-        self._smooth = strength > 0
         self._linker = _Linker(max_gap, max_distance)
         self._buffers: dict[int, _Buffer] = {}
         self._emitted = 0                  # frames given out
-        self.look_ahead = self._filter.window if self._smooth else 0
+        self.look_ahead = self._filter.window
         self.delay = max_gap + self.look_ahead
 
     @property
@@ -505,9 +487,6 @@ class FaceTracker:
             buf.filled.append(filled)
             buf.x.append(x[0])
             buf.size.append(size[0])
-            if self._smooth:
-                est, buf.state = self._filter.forward(x, size, buf.state)
-                buf.fwd.append(est[0])
         return self._give(self._linker.frame - self.delay)
 
     def finish(self) -> list[tuple[int, list[TrackedFace]]]:
@@ -518,27 +497,28 @@ class FaceTracker:
         """Frames ``_emitted`` … ``upto - 1``."""
         if upto <= self._emitted:
             return []
+        half = self._filter.half
         out: list[list[TrackedFace]] = [[] for _ in range(upto - self._emitted)]
         for track_id in sorted(self._buffers):
             buf = self._buffers[track_id]
-            count = min(upto, buf.end) - buf.base   # this track's frames given out now
+            start = buf.base + buf.done                  # this track's first frame not given out
+            count = min(upto, buf.end) - start
             if count <= 0:
                 continue
-            if self._smooth:
-                ended = final or not self._linker.may_continue(track_id)
-                x, size, fwd = np.array(buf.x), np.array(buf.size), np.array(buf.fwd)
+            faces = buf.faces[buf.done: buf.done + count]
+            if half:
                 # an ongoing track has `look_ahead` known frames past these (see `delay`)
-                assert ended or len(x) >= count + self.look_ahead
-                smooth = 0.5 * (fwd[:count] + self._filter.backward(x, size, fwd, count))
-                faces = [_as_face(r, f) for r, f in zip(smooth, buf.faces)]
-            else:
-                faces = buf.faces[:count]
+                assert final or not self._linker.may_continue(track_id) or buf.pending >= count + half
+                smooth = self._filter.rows(np.array(buf.x), np.array(buf.size), buf.done, count)
+                faces = [_as_face(r, f) for r, f in zip(smooth, faces)]
             for k in range(count):
-                out[buf.base + k - self._emitted].append(TrackedFace(track_id, faces[k], buf.filled[k]))
-            buf.base += count
-            for name in ("faces", "filled", "x", "size", "fwd"):
-                del getattr(buf, name)[:count]
+                out[start + k - self._emitted].append(TrackedFace(track_id, faces[k], buf.filled[buf.done + k]))
+            buf.done += count
+            drop = max(0, buf.done - half)                # keep `half` given-out rows for the next window
+            for name in ("faces", "filled", "x", "size"):
+                del getattr(buf, name)[:drop]
+            buf.base, buf.done = buf.base + drop, buf.done - drop
         first, self._emitted = self._emitted, upto
         self._buffers = {k: b for k, b in self._buffers.items()
-                         if b.faces or (not final and self._linker.may_continue(k))}
+                         if b.pending or (not final and self._linker.may_continue(k))}
         return list(enumerate(out, start=first))
