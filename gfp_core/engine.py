@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from .face.detection import MIN_EYE_DISTANCE
 from .face.types import Face
 
 if TYPE_CHECKING:
+    from .face.steady import Last
     from .face.track import Track, Tracks
 from .image import DEFAULT_MAX_OUTPUT_PIXELS, Picture, as_uint8, megapixels, to_picture
 
@@ -478,7 +479,11 @@ class EngineOptions:
     (``N×H×W×C``) is a clip: its faces are followed from frame to frame (a face's number is its
     track's, the same person in every frame, and the choice applies to whole tracks) and their
     alignment is smoothed in time with that strength (:mod:`gfp_core.face.track`; ``fps``: the clip's
-    rate, None for 30); 0: every frame on its own, as the official code. ``memory_budget_mb``: bounds one forward pass (see
+    rate, None for 30); 0: every frame on its own, as the official code. ``steady`` > 0 (a clip too):
+    each restored face is blended with its track's steadied face of the frame before while the face
+    stands still (:mod:`gfp_core.face.steady`; 0: every restored face as the model gave it); a clip
+    restored in chunks passes each chunk's :attr:`EngineResult.steady_last` to the next
+    (``Engine.run(..., steady_from=...)``). ``memory_budget_mb``: bounds one forward pass (see
     :func:`faces_per_budget`). ``max_output_pixels``: a frame whose result would be larger is refused
     before any work."""
 
@@ -499,6 +504,7 @@ class EngineOptions:
     limit_reason: str = "the face limit"
     coverage: bool = False
     smoothing: float = 0.0
+    steady: float = 0.0
     fps: float | None = None
     memory_budget_mb: int | None = None
     max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS
@@ -524,6 +530,7 @@ class EngineOptions:
         o.FACE_LIMIT.check(self.face_limit)
         o.MEMORY_BUDGET_MB.check(self.memory_budget_mb)
         o.SMOOTHING.check(self.smoothing)
+        o.STEADY.check(self.steady)
         o.FPS.check(self.fps)
         if self.indices is not None:
             try:
@@ -545,7 +552,8 @@ class EngineResult:
     Flat over the batch, one row per restored face, frame after frame: ``faces``, ``frame_index``,
     ``numbers``, ``crops`` and ``restored`` (aligned ``S×S×3`` uint8), ``affines`` (frame → crop),
     ``masks`` (crop-space paste masks in [0, 1]). ``coverage`` (if asked): per frame, how much of
-    each output pixel is a restored face. ``notes``: sentences for the user.
+    each output pixel is a restored face. ``notes``: sentences for the user. ``steady_last``: for a
+    clip steadied in chunks, what the next chunk continues from (``Engine.run(..., steady_from=)``).
     """
 
     frames: list[np.ndarray]
@@ -562,6 +570,7 @@ class EngineResult:
     coverage: list[np.ndarray] | None = None
     kind: str = "picture"
     found_numbers: list[list[int]] = field(default_factory=list)
+    steady_last: dict[int, Last] = field(default_factory=dict)
 
     @property
     def num_found(self) -> list[int]:
@@ -660,9 +669,10 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
 
     def choose_found(self, found: Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[int, int]], *,
                      batch: bool = True, fps: float | None = None) -> FaceSet:
-        """Stage 2 for what :meth:`detect` found: a clip (smoothing > 0, several frames of a batch)
-        by track (:meth:`track`, :meth:`choose_tracked`), anything else frame by frame (:meth:`choose`)."""
-        if self.options.smoothing > 0 and batch and len(found) > 1:
+        """Stage 2 for what :meth:`detect` found: a clip (smoothing or steady > 0, several frames of a
+        batch) by track (:meth:`track`, :meth:`choose_tracked`), anything else frame by frame
+        (:meth:`choose`)."""
+        if (self.options.smoothing > 0 or self.options.steady > 0) and batch and len(found) > 1:
             return self.choose_tracked(self.track(found, fps), frame_sizes)
         return self.choose(found, frame_sizes)
 
@@ -694,7 +704,8 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
     # --- all of it ----------------------------------------------------------------------------
 
     def run(self, images: Any, faces: FaceSet | Sequence[Face] | Sequence[Sequence[Face]] | None = None,
-            on_progress: Progress | None = None, should_stop: Callable[[], None] | None = None) -> EngineResult:
+            on_progress: Progress | None = None, should_stop: Callable[[], None] | None = None,
+            steady_from: Mapping[int, Last] | None = None) -> EngineResult:
         """Restore the chosen faces of one picture or a batch of frames (see the module's docstring
         for what ``images`` may be). ``faces``: restore these (a list per frame, or one list for one
         picture, or a :class:`FaceSet` already chosen, e.g. a chunk of a clip's:
@@ -703,7 +714,8 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
 
         ``should_stop()`` raises to cancel the run (a host's interrupt, a deadline): it is asked at
         every stage and between the blocks of every forward pass, so a stop lands within a small
-        part of one face's restoration (bench/bench_interrupt.py)."""
+        part of one face's restoration (bench/bench_interrupt.py). ``steady_from``: the chunk
+        before's :attr:`EngineResult.steady_last` (a clip restored in chunks, ``steady`` > 0)."""
 
         def report(stage: str, fraction: float, n: int = 0) -> None:
             if on_progress is not None:
@@ -738,15 +750,17 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
         restored = self.restore_crops(crops, on_batch=restored_some, should_stop=should_stop) if total \
             else crops.copy()
         report("paste", 0.9, total)
-        return self._blend(frames, kind, face_set, crops, restored)
+        return self._blend(frames, kind, face_set, crops, restored, steady_from)
 
     def paste_crops(self, images: Any, faces: FaceSet, crops: np.ndarray,
-                    should_stop: Callable[[], None] | None = None) -> EngineResult:
+                    should_stop: Callable[[], None] | None = None,
+                    steady_from: Mapping[int, Last] | None = None) -> EngineResult:
         """The stages after restoration (mask, colour match, background, paste) for crops that come
         from elsewhere: restored or edited by other means, one per face of ``faces`` (found in these
         ``images`` by :meth:`detect` and :meth:`choose`, or :func:`detect_frames` and
         :func:`choose_faces`), frame after frame. ``crops``: ``[N, h, w, 3]`` (or ``[N, h, w, 1]``)
-        uint8 or float in [0, 1]; crops of another size than the faces' are resized."""
+        uint8 or float in [0, 1]; crops of another size than the faces' are resized. A tracked
+        clip's crops are steadied as in :meth:`run` (``steady``, ``steady_from``)."""
         import cv2
 
         frames, kind = to_frames(images)
@@ -769,15 +783,35 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
         if should_stop is not None:
             should_stop()
         originals = self.crop([f.rgb8 for f in frames], faces) if self.options.colour_match else None
-        return self._blend(frames, kind, faces, originals, crops)
+        return self._blend(frames, kind, faces, originals, crops, steady_from)
+
+    def steady(self, faces: FaceSet, restored: np.ndarray, previous: Mapping[int, Last] | None = None,
+               frames: int | None = None) -> tuple[np.ndarray, dict[int, Last]]:
+        """A tracked clip's restored crops steadied in time (``steady`` > 0; anything else is given
+        back as it is), and what the next chunk continues from (``frames``: this chunk's length)."""
+        if self.options.steady == 0 or faces.found_numbers is None or not faces.total:
+            return restored, {}
+        from .face.steady import last_of_tracks, steady_tracks
+
+        landmarks = np.stack([f.landmarks for f in faces.flat_faces])
+        ids = np.array([k for ks in faces.numbers for k in ks], np.int64)
+        # in float, so that the next chunk continues from what a whole clip would (nothing rounded between)
+        steadied = steady_tracks(restored.astype(np.float32), faces.flat_affines, landmarks, faces.frame_index, ids,
+                                 self.options.steady, previous=previous)
+        last = last_of_tracks(steadied, faces.flat_affines, landmarks, faces.frame_index, ids,
+                              len(faces.faces) - 1 if frames is None else frames - 1)
+        if restored.dtype == np.uint8:
+            steadied = np.clip(np.rint(steadied), 0, 255).astype(np.uint8)
+        return steadied, last
 
     def _blend(self, frames: list[Frame], kind: str, face_set: FaceSet, crops: np.ndarray | None,
-               restored: np.ndarray) -> EngineResult:
-        """Mask, colour-match (against ``crops``, the original faces), background and paste: the
-        end of :meth:`run` and all of :meth:`paste_crops`."""
+               restored: np.ndarray, steady_from: Mapping[int, Last] | None = None) -> EngineResult:
+        """Steady (a clip), mask, colour-match (against ``crops``, the original faces), background
+        and paste: the end of :meth:`run` and all of :meth:`paste_crops`."""
         o = self.options
         total = face_set.total
         s = face_set.face_size
+        restored, steady_last = self.steady(face_set, restored, steady_from, len(frames))
         masks = self.masks_for(face_set, restored) if total else np.zeros((0, s, s), np.float32)
         if o.colour_match and total:
             from .face.colour import match_colour
@@ -793,7 +827,8 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
             faces=face_set.flat_faces, frame_index=face_set.frame_index,
             numbers=np.array([k for ks in face_set.numbers for k in ks], np.int64),
             crops=crops if crops is not None else np.zeros((0, s, s, 3), np.uint8), restored=restored,
-            affines=face_set.flat_affines, masks=masks, notes=list(face_set.notes), coverage=coverage, kind=kind)
+            affines=face_set.flat_affines, masks=masks, notes=list(face_set.notes), coverage=coverage, kind=kind,
+            steady_last=steady_last)
 
 
 def restore_frames(model, images: Any, *, detector=None, parser=None, background=None,

@@ -288,6 +288,8 @@ MEMORY_BUDGET_MB = Range("memory_budget_mb", 1, none_ok=True, what="memory one f
 BACKGROUND_TILE = Range("background_tile", 0, whole=True, what="Real-ESRGAN tile size in pixels (0 = whole image)")
 BATCH_SIZE = Range("batch_size", 1, whole=True, what="faces per forward pass")
 SMOOTHING = Range("smoothing", 0, 1, what="smoothing of the face alignment across video frames: 0 = each frame alone")
+STEADY = Range("steady", 0, 1, what="steadier restored faces across video frames: each blended with the frame "
+               "before's while the face stands still; 0 = off")
 FPS = Range("fps", 0, 1000, low_open=True, none_ok=True, what="a clip's frames per second (None: 30)")
 
 #: the web demo's narrower ranges (its sliders): upscale in whole steps, and thresholds a slider can reach
@@ -296,7 +298,7 @@ WEB_THRESHOLD = Range("threshold", 0.05, 0.99, what=THRESHOLD.what)
 
 RANGES = {r.setting: r for r in (THRESHOLD, FIDELITY, VISIBILITY, UPSCALE, FEATHER, MAX_FACES, FACE_LIMIT,
                                  MIN_FACE_SIZE, EYE_DISTANCE, DETECT_MAX_SIDE, MAX_PIXELS, MAX_OUTPUT_PIXELS,
-                                 MEMORY_BUDGET_MB, BACKGROUND_TILE, BATCH_SIZE, SMOOTHING, FPS)}
+                                 MEMORY_BUDGET_MB, BACKGROUND_TILE, BATCH_SIZE, SMOOTHING, STEADY, FPS)}
 
 
 def choices(setting: str) -> Choices:
@@ -338,6 +340,6 @@ def speaking(words: Mapping[str, str]) -> Iterator[None]:
 __all__ = ["BACKGROUND_TILE", "BATCH_SIZE", "DETECTORS", "DETECT_MAX_SIDE", "DEVICES", "DEVICE_FORMS", "DTYPES",
            "DTYPE_ALIASES", "FACE_LIMIT", "FEATHER", "FIDELITY", "MASKS", "MAX_FACES", "MAX_OUTPUT_PIXELS",
            "MAX_PIXELS", "MEMORY_BUDGET_MB", "EYE_DISTANCE", "MIN_FACE_SIZE", "MODELS", "PARSERS", "RANGES",
-           "SELECTS", "SMOOTHING", "FPS", "THRESHOLD", "UPSCALE", "VISIBILITY", "WEB_THRESHOLD", "WEB_UPSCALE", "Choice",
+           "SELECTS", "SMOOTHING", "STEADY", "FPS", "THRESHOLD", "UPSCALE", "VISIBILITY", "WEB_THRESHOLD", "WEB_UPSCALE", "Choice",
            "Choices", "Range", "check_device", "check_dtype", "choices", "device_error", "in_words", "shown",
            "speaking"]

@@ -146,6 +146,31 @@ def test_the_frames_are_those_of_the_engine_on_the_whole_clip(model, detector, c
     assert len(decoded(tmp_path / "out.mkv")) == N
 
 
+def test_steadied_faces_carry_across_chunks_segments_and_a_resume(model, detector, tmp_path):
+    """``steady``: each chunk continues from the chunk before, each segment from the one before
+    (also when an earlier run restored it), so the file is Engine.run on the whole clip at once."""
+    still = make_clip("still", frames=12, size=(256, 256), scale=0.6, seed=3, fps=FPS)
+    src = write_clip(tmp_path / "still.mp4", still.frames, fps=FPS)
+    engine = Engine(model, detector=detector, smoothing=0.5, steady=1.0, fps=FPS)
+    frames = np.stack(decoded(src))
+    whole = engine.run(frames)
+    unsteadied = Engine(model, detector=detector, smoothing=0.5, fps=FPS).run(frames)
+    assert max(mean_diff(a, b) for a, b in zip(whole.frames, unsteadied.frames)) > 0.2  # steadying did something
+    settings = dict(chunk_frames=3, segment_frames=5, codec="ffv1")  # lossless: the frames themselves compared
+    dst = tmp_path / "out.mkv"
+
+    def stop_in_third_segment(stage: str, done: int, total: int) -> None:
+        if stage == "restore" and done >= 10:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        restore_video(engine, src, dst, on_progress=stop_in_third_segment, **settings)
+    assert len([p for p in work_folder(dst).iterdir() if p.name.endswith(".steady.npz")]) == 2
+    outcome = restore_video(engine, src, dst, **settings)
+    assert outcome.resumed_frames == 10
+    for i, (got, expected) in enumerate(zip(decoded(dst), whole.frames, strict=True)):
+        assert np.array_equal(got, expected), i
+
+
 class Stop(Exception):
     pass
 

@@ -35,20 +35,23 @@ def model():
 
 
 def _runs(clip, model, detector, smoothing: float, steady: tuple[float, ...] = ()):
-    """The engine's output on ``clip`` and, for each steadying strength, with its restored crops
-    steadied (after restoring, before the masks: per track, in frame order). A strength of ``inf``:
-    the default strength without the motion gate (a blend that must leave a ghost on a jump)."""
+    """The engine's output on ``clip`` and, for each steadying strength, the engine's with that
+    ``steady`` option. A strength of ``inf``: the default strength without the motion gate (a blend
+    that must leave a ghost on a jump; steadied by hand, pasted by the engine)."""
     engine = Engine(model, detector=detector, smoothing=smoothing, fps=clip.fps)
     faces = engine.choose_tracked(engine.track(engine.detect(list(clip.frames))), [f.shape[:2] for f in clip.frames])
     assert faces.counts == [1] * len(clip)
     result = engine.run(clip.frames, faces=faces)
-    landmarks = np.stack([f.landmarks for f in faces.flat_faces])
     steadied = []
     for s in steady:
-        gate = {"still_px": np.inf} if s == np.inf else {}
-        crops = steady_tracks(result.restored, result.affines, landmarks, result.frame_index, result.numbers,
-                              DEFAULT_STRENGTH if s == np.inf else s, **gate)
-        steadied.append(engine.paste_crops(clip.frames, faces, crops).images)
+        if s == np.inf:
+            landmarks = np.stack([f.landmarks for f in faces.flat_faces])
+            crops = steady_tracks(result.restored, result.affines, landmarks, result.frame_index, result.numbers,
+                                  DEFAULT_STRENGTH, still_px=np.inf)
+            steadied.append(engine.paste_crops(clip.frames, faces, crops).images)
+        else:
+            steadied.append(Engine(model, detector=detector, smoothing=smoothing, fps=clip.fps, steady=s)
+                            .run(clip.frames, faces=faces).images)
     return result.images, steadied
 
 

@@ -118,7 +118,8 @@ def steady_crops(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarra
     before = None if previous is None else np.asarray(previous.affine, np.float64)
     for t, (crop, w) in enumerate(zip(restored, weights)):
         now = crop.astype(np.float32)
-        if w > 0:  # w > 0 only with a frame before
+        if w > 0:  # w > 0 only with a frame before; float32 throughout, as a chunk's last crop is kept
+            w = float(w)
             now = (1.0 - w) * now + w * _carried(last, _crop_to_crop(a[t], before))
         last, before = now, a[t]
         out[t] = np.clip(np.rint(now), 0, 255) if out.dtype == np.uint8 else now
@@ -150,13 +151,14 @@ def steady_tracks(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarr
 
 
 def last_of_tracks(steadied: np.ndarray, affines: np.ndarray, landmarks: np.ndarray, frame_index: np.ndarray,
-                   track_ids: np.ndarray) -> dict[int, Last]:
+                   track_ids: np.ndarray, last_frame: int | None = None) -> dict[int, Last]:
     """What the next chunk of a clip continues from (``previous`` of :func:`steady_tracks`): per
-    track with a face in this batch's last frame, that face's steadied crop, affine and landmarks."""
+    track with a face in the batch's last frame (``last_frame``; None: the last with a face), that
+    face's steadied crop, affine and landmarks. A track missing there starts afresh after it."""
     frame_index, track_ids = np.asarray(frame_index), np.asarray(track_ids)
     if not len(frame_index):
         return {}
-    rows = np.flatnonzero(frame_index == frame_index.max())
+    rows = np.flatnonzero(frame_index == (frame_index.max() if last_frame is None else last_frame))
     return {int(track_ids[r]): Last(np.asarray(steadied[r]), np.asarray(affines[r]), np.asarray(landmarks[r]))
             for r in rows}
 

@@ -16,7 +16,9 @@ interrupted run (Ctrl-C, or ``should_stop`` raising) leaves that folder and noth
 destination; the same call again skips the detection done and the finished segments. The work is
 keyed by the source file (size, modification time, a hash of its first MiB) and by everything that
 changes the pixels (the models' weights, the options, codec and quality), so a changed input or
-option starts afresh. The folder is removed once the result is in place.
+option starts afresh. The folder is removed once the result is in place. With ``steady`` > 0 each
+chunk's steadied faces carry into the next (:attr:`EngineResult.steady_last`), and each segment
+keeps where its faces ended (``….steady.npz``), so a resumed clip comes out as an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from .writer import VideoWriter, check_output
 
 if TYPE_CHECKING:
     from ..engine import Engine, FaceSet
+    from ..face.steady import Last
 
 #: frames held by one call of the engine in pass 2
 DEFAULT_CHUNK_FRAMES = 8
@@ -159,7 +162,8 @@ def restore_video(engine: Engine, src: str | Path, dst: str | Path, *, frames_di
         spans = [(a, min(a + segment_frames, n)) for a in range(0, n, segment_frames)]
         parts = [work / f"{restore_key}-{i:06d}{dst.suffix.lower()}" for i in range(len(spans))]
         frames_path = Path(frames_dir) if frames_dir is not None else None
-        finished = [_finished(part, b - a, frames_path, a, b) for part, (a, b) in zip(parts, spans)]
+        steadied = engine.options.steady > 0
+        finished = [_finished(part, b - a, frames_path, a, b, steadied) for part, (a, b) in zip(parts, spans)]
         kept = sum(b - a for (a, b), ok in zip(spans, finished) if ok)
         restored_frames, largest = _restore_segments(engine, info, face_set, spans, parts, finished, chunk_frames,
                                                      frames_path, codec, crf, should_stop, report)
@@ -217,18 +221,23 @@ def _restore_segments(engine: Engine, info: VideoInfo, face_set: FaceSet, spans:
     restored, largest = 0, 0
     report("restore", done, n)
     frames = read_frames(info.path, info)
+    steadied = engine.options.steady > 0
+    last: dict[int, Last] = {}  # the steadied faces the next chunk continues from
     try:
-        for (a, b), part, ok in zip(spans, parts, finished):
+        for i, ((a, b), part, ok) in enumerate(zip(spans, parts, finished)):
             if ok:
                 _skip(frames, b - a, info.path)
                 continue
+            if steadied:
+                last = _load_steady(parts[i - 1]) if i else {}
             with VideoWriter(part, info.fps, codec=codec, crf=crf, time_base=info.time_base) as writer:
                 for start in range(a, b, chunk_frames):
                     if start > a:  # the chunk before; the segment's last is told once the segment is kept
                         report("restore", done, n)
                     chunk = _take(frames, min(chunk_frames, b - start), info.path)
                     result = engine.run([f.image for f in chunk], should_stop=should_stop,
-                                        faces=face_set.frames_between(start, start + len(chunk)))
+                                        faces=face_set.frames_between(start, start + len(chunk)), steady_from=last)
+                    last = result.steady_last
                     largest = max(largest, len(chunk))
                     for k, (frame, image) in enumerate(zip(chunk, result.frames)):
                         writer.write(image, frame.time, frame.duration)
@@ -237,6 +246,8 @@ def _restore_segments(engine: Engine, info: VideoInfo, face_set: FaceSet, spans:
                     restored += len(chunk)
                     done += len(chunk)
                     del chunk, result  # before the next chunk is decoded
+                if steadied:  # before the segment counts as finished
+                    _save_steady(part, last)
             if frames_dir is not None:
                 _frames_marker(part).touch()
             report("restore", done, n)
@@ -265,22 +276,55 @@ def _skip(frames: Iterator[VideoFrame], count: int, src: Path) -> None:
 # the work folder
 
 
-def _finished(part: Path, count: int, frames_dir: Path | None, a: int, b: int) -> bool:
+def _finished(part: Path, count: int, frames_dir: Path | None, a: int, b: int, steadied: bool = False) -> bool:
     """Whether an earlier run finished this segment: its file holds all its frames and, when PNG
-    frames are asked for, they were written. A segment that is not finished is removed."""
+    frames are asked for, they were written; steadied, where its faces ended was kept. A segment
+    that is not finished is removed."""
     if not part.is_file():
         return False
-    ok = _packet_count(part) == count
+    ok = _packet_count(part) == count and (not steadied or _steady_file(part).is_file())
     if ok and frames_dir is not None:
         ok = _frames_marker(part).is_file() and all((frames_dir / frame_name(i)).is_file() for i in range(a, b))
     if not ok:
-        part.unlink(missing_ok=True)
-        _frames_marker(part).unlink(missing_ok=True)
+        for leftover in (part, _frames_marker(part), _steady_file(part)):
+            leftover.unlink(missing_ok=True)
     return ok
 
 
 def _frames_marker(part: Path) -> Path:
     return part.with_name(part.name + ".frames")
+
+
+def _steady_file(part: Path) -> Path:
+    return part.with_name(part.name + ".steady.npz")
+
+
+def _save_steady(part: Path, last: dict[int, Last]) -> None:
+    """Where a segment's steadied faces ended (arrays, no pickle), written atomically."""
+    ids = sorted(last)
+    arrays = {"tracks": np.array(ids, np.int64),
+              "crops": np.stack([last[k].crop for k in ids]) if ids else np.zeros((0, 1, 1, 3), np.float32),
+              "affines": np.array([last[k].affine for k in ids], np.float64).reshape(-1, 2, 3),
+              "landmarks": np.array([last[k].landmarks for k in ids], np.float64).reshape(-1, 5, 2)}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    store = _steady_file(part)
+    temporary = store.with_name(f".{store.name}.{os.getpid()}.partial")
+    temporary.write_bytes(buffer.getvalue())
+    os.replace(temporary, store)
+
+
+def _load_steady(part: Path) -> dict[int, Last]:
+    """What :func:`_save_steady` kept for the segment before (nothing if it is unreadable: the
+    faces then start afresh, as after a cut)."""
+    from ..face.steady import Last
+
+    try:
+        with np.load(_steady_file(part), allow_pickle=False) as data:
+            return {int(k): Last(c, a, lm) for k, c, a, lm in
+                    zip(data["tracks"], data["crops"], data["affines"], data["landmarks"])}
+    except (OSError, ValueError, KeyError):
+        return {}
 
 
 def _packet_count(part: Path) -> int:
