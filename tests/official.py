@@ -67,3 +67,49 @@ def official_gfpgan(arch: str, seed: int, noise_strength: float = 0.0) -> torch.
             if name.startswith("stylegan_decoder.") and name.endswith(".weight") and param.numel() == 1:
                 param.fill_(noise_strength)
     return net.eval()
+
+
+def load_official_restoreformer():
+    """``gfpgan.archs.restoreformer_arch`` (the module the GFPGAN release's RestoreFormer.pth runs with)."""
+    load_official()
+    import gfpgan.archs.restoreformer_arch as restoreformer_arch
+
+    return restoreformer_arch
+
+
+def load_official_codeformer():
+    """The official CodeFormer network (``codeformer_arch.py`` of sczhou/CodeFormer, as packaged by PyPI
+    ``codeformer-pip`` 0.0.4). Its package __init__ files import a whole training framework; only the two
+    architecture files are run here, with the registry and logger they import stubbed."""
+    import importlib.util
+    import logging
+    from pathlib import Path
+
+    name = "codeformer.basicsr.archs.codeformer_arch"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec("codeformer")
+    if spec is None or spec.origin is None:
+        raise ImportError("codeformer-pip is not installed (requirements-official.txt)")
+    archs = Path(spec.origin).parent / "basicsr" / "archs"
+
+    class _Registry:
+        def register(self, obj=None):
+            return obj if obj is not None else (lambda o: o)
+
+    stubs = {"codeformer": Path(spec.origin).parent, "codeformer.basicsr": archs.parent,
+             "codeformer.basicsr.archs": archs, "codeformer.basicsr.utils": None, "codeformer.basicsr.utils.registry": None}
+    for mod_name, path in stubs.items():
+        if mod_name not in sys.modules:
+            module = types.ModuleType(mod_name)
+            module.__path__ = [str(path)] if path is not None else []
+            sys.modules[mod_name] = module
+    sys.modules["codeformer.basicsr.utils"].get_root_logger = lambda *a, **k: logging.getLogger("codeformer")
+    sys.modules["codeformer.basicsr.utils.registry"].ARCH_REGISTRY = _Registry()
+    for file in ("vqgan_arch", "codeformer_arch"):
+        full = f"codeformer.basicsr.archs.{file}"
+        file_spec = importlib.util.spec_from_file_location(full, archs / f"{file}.py")
+        module = importlib.util.module_from_spec(file_spec)
+        sys.modules[full] = module
+        file_spec.loader.exec_module(module)
+    return sys.modules[name]

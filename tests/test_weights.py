@@ -281,7 +281,7 @@ def test_truncated_checkpoint(tmp_path, tiny_checkpoint):
 def test_not_a_gfpgan_checkpoint(tmp_path):
     path = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, path)
-    with pytest.raises(UnsupportedCheckpointError, match="not a GFPGAN checkpoint"):
+    with pytest.raises(UnsupportedCheckpointError, match="not a face-restoration checkpoint"):
         load_model(path)
 
 

@@ -33,6 +33,13 @@ class Architecture:
     read_config: Callable[[StateDict], dict[str, Any]] | None = None
     build_empty: bool = False
     speed_up: Callable[[nn.Module, torch.device], None] | None = None
+    adapt: Callable[[StateDict], StateDict] | None = None
+
+
+def adapt_state(arch: Architecture, state: StateDict) -> StateDict:
+    """The state dict as ``arch``'s module names its tensors (``Architecture.adapt``; most files
+    already are)."""
+    return dict(state) if arch.adapt is None else arch.adapt(state)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -133,6 +140,89 @@ def _gfpgan_keys(flavour: str) -> Callable[[StateDict], bool]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# other face restorers (gfp_core.archs.face_models: spandrel's networks)
+
+
+def _face_model(name: str) -> Callable[..., nn.Module]:
+    def build(**kw: Any) -> nn.Module:
+        try:
+            from ..archs import face_models
+        except ImportError as exc:
+            raise UnsupportedCheckpointError(
+                f"{name} needs the spandrel and spandrel-extra-arches packages: "
+                f"pip install spandrel spandrel-extra-arches") from exc
+        return getattr(face_models, name)(**kw)
+    return build
+
+
+def _without_prefix(state: StateDict, prefix: str = "vqvae.") -> StateDict:
+    """RestoreFormer(++) release .ckpt files are Lightning checkpoints: the network's tensors under
+    'vqvae.', the training losses' (discriminators, perceptual networks) beside them."""
+    if not any(k.startswith(prefix) for k in state):
+        return state
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+_RESTOREFORMER_KEYS = ("quantize.embedding.weight", "encoder.conv_in.weight", "quant_conv.weight",
+                       "encoder.conv_out.weight", "decoder.conv_out.weight")
+
+
+def _decoder_attention_levels(state: StateDict) -> int:
+    return _count(state, r"decoder\.up\.(\d+)\.attn\.")
+
+
+def _restoreformer_keys(levels: int) -> Callable[[StateDict], bool]:
+    """RestoreFormer's decoder attends at one level (16²), RestoreFormer++'s at two (16², 32²)."""
+    def claims(state: StateDict) -> bool:
+        state = _without_prefix(state)
+        return all(k in state for k in _RESTOREFORMER_KEYS) and _decoder_attention_levels(state) == levels
+    return claims
+
+
+def _restoreformer_kwargs(state: StateDict) -> dict[str, Any]:
+    """Constructor arguments from the keys and shapes (the attention heads cannot be read from them:
+    each network's own count, RestoreFormer 8 and RestoreFormer++ 4, is its class default)."""
+    state = _without_prefix(state)
+    embedding = state["quantize.embedding.weight"]
+    ch = state["encoder.conv_in.weight"].shape[0]
+    z_channels = state["quant_conv.weight"].shape[1]
+    levels = _count(state, r"encoder\.down\.(\d+)\.")
+    return dict(n_embed=embedding.shape[0], embed_dim=embedding.shape[1], ch=ch,
+                in_channels=state["encoder.conv_in.weight"].shape[1],
+                out_ch=state["decoder.conv_out.weight"].shape[0],
+                ch_mult=tuple(state[f"encoder.down.{i}.block.0.conv2.weight"].shape[0] // ch for i in range(levels)),
+                num_res_blocks=_count(state, r"encoder\.down\.0\.block\.(\d+)\."),
+                z_channels=z_channels, double_z=state["encoder.conv_out.weight"].shape[0] == 2 * z_channels,
+                enable_mid="encoder.mid.block_1.norm1.weight" in state)
+
+
+_CODEFORMER_KEYS = ("position_emb", "idx_pred_layer.1.weight", "quantize.embedding.weight",
+                    "ft_layers.0.self_attn.in_proj_weight", "encoder.blocks.0.weight")
+
+
+def _codeformer_keys(state: StateDict) -> bool:
+    return all(k in state for k in _CODEFORMER_KEYS)
+
+
+def _codeformer_kwargs(state: StateDict) -> dict[str, Any]:
+    """Constructor arguments from the keys and shapes (8 attention heads, as every release has: the
+    head count cannot be read from them)."""
+    position = state["position_emb"]
+    return dict(dim_embd=position.shape[1], latent_size=position.shape[0],
+                codebook_size=state["idx_pred_layer.1.weight"].shape[0],
+                n_layers=_count(state, r"ft_layers\.(\d+)\."),
+                connect_list=[s for s in ("16", "32", "64", "128", "256", "512")
+                              if f"fuse_convs_dict.{s}.scale.0.weight" in state])
+
+
+#: keys of networks we recognise but cannot build, and what to say about them
+_KNOWN_UNSUPPORTED = (
+    (lambda state: any(k.startswith("ecd0.") for k in state) and any(k.startswith("generator.") for k in state),
+     "a GPEN checkpoint; GPEN is not supported yet: use GFPGAN, RestoreFormer, RestoreFormer++ or CodeFormer"),
+)
+
+
+# ---------------------------------------------------------------------------------------------------
 # the table
 
 
@@ -142,6 +232,12 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
                  build_empty=True, speed_up=_gfpgan_kernels),
     Architecture("GFPGANv1", _from_archs("GFPGANv1"), _gfpgan_keys("GFPGANv1"), _gfpgan_kwargs,
                  build_empty=True, speed_up=_gfpgan_kernels),
+    # other face restorers (spandrel's networks, with GFPGAN's calling convention)
+    Architecture("RestoreFormer", _face_model("RestoreFormer"), _restoreformer_keys(1), _restoreformer_kwargs,
+                 build_empty=True, adapt=_without_prefix),
+    Architecture("RestoreFormerPlusPlus", _face_model("RestoreFormerPlusPlus"), _restoreformer_keys(2),
+                 _restoreformer_kwargs, build_empty=True, adapt=_without_prefix),
+    Architecture("CodeFormer", _face_model("CodeFormer"), _codeformer_keys, _codeformer_kwargs, build_empty=True),
     # the trainer's networks
     Architecture("StyleGAN2Generator", _stylegan2_original),
     Architecture("StyleGAN2Discriminator", _from_archs("StyleGAN2Discriminator")),
@@ -188,7 +284,7 @@ def _claimant(state: StateDict) -> Architecture | None:
 
 def recognise_architecture(state: StateDict) -> tuple[str, dict[str, Any]] | None:
     """Architecture name and constructor arguments of a state dict whose keys say what it is (the
-    GFPGAN variants), or None (also when it is too damaged to tell: :func:`detect_architecture`
+    face restorers), or None (also when it is too damaged to tell: :func:`detect_architecture`
     explains why)."""
     arch = _claimant(state)
     if arch is None:
@@ -209,7 +305,11 @@ def detect_architecture(state: StateDict, source: str = "checkpoint") -> tuple[s
             raise UnsupportedCheckpointError(
                 f"{source} looks like a {arch.name} checkpoint but is incomplete or damaged: {_why_damaged(exc)}. "
                 f"Download the file again.") from None
+    for looks_like, what in _KNOWN_UNSUPPORTED:
+        if looks_like(state):
+            raise UnsupportedCheckpointError(f"{source} is {what}.")
     sample = ", ".join(list(state)[:4])
     raise UnsupportedCheckpointError(
-        f"{source} is not a GFPGAN checkpoint we recognise (GFPGANv1 or GFPGANv1Clean: v1.2, v1.3, v1.4); "
-        f"its first keys are: {sample}. For other models pass a registry name (python -m gfp_core models).")
+        f"{source} is not a face-restoration checkpoint we recognise (GFPGAN v1, v1.2, v1.3, v1.4, RestoreFormer, "
+        f"RestoreFormer++, CodeFormer); its first keys are: {sample}. For other models pass a registry name "
+        f"(python -m gfp_core models).")

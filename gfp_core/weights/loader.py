@@ -10,7 +10,7 @@ from torch import nn
 
 from ..device import resolve_device, resolve_dtype
 from ..errors import UnsupportedCheckpointError
-from .architectures import Architecture, detect_architecture, get_architecture, recognise_architecture
+from .architectures import Architecture, adapt_state, detect_architecture, get_architecture, recognise_architecture
 from .checkpoint import is_synthetic, read_checkpoint
 from .registry import ModelSpec
 from .resolve import resolve_weights
@@ -53,7 +53,7 @@ def _build(arch: Architecture, kwargs: dict[str, Any], source: str) -> nn.Module
 
 
 def build_for(state: dict[str, torch.Tensor], spec: ModelSpec | None, source: str) -> tuple[nn.Module, Architecture]:
-    """Build the architecture the weights belong to: GFPGAN variants are recognised from their keys,
+    """Build the architecture the weights belong to: face restorers are recognised from their keys,
     other models come from the registry entry."""
     detected = recognise_architecture(state)
     if detected is not None:
@@ -90,7 +90,8 @@ def _summary(exc: Exception, limit: int = 400) -> str:
 def load_model(ref: str | os.PathLike[str], *, device: str | torch.device | None = None,
                dtype: str | torch.dtype | None = None, allow_unverified: bool | None = None,
                download: bool = True, progress: bool = True, exact: bool = False) -> nn.Module:
-    """Load a known model by name (``"v1.4"``, ``"GFPGANv1.3"``, …) or any GFPGAN weights file.
+    """Load a known model by name (``"v1.4"``, ``"GFPGANv1.3"``, ``"CodeFormer"``, …) or any weights file
+    of a face restorer we recognise (GFPGAN, RestoreFormer, RestoreFormer++, CodeFormer).
 
     The model comes back in eval mode without gradients, on ``device`` (auto: CUDA > MPS > CPU) in
     ``dtype`` (fp32 unless asked). :func:`load_model_with_info` also says where the weights came from
@@ -115,7 +116,7 @@ def load_model_with_info(ref: str | os.PathLike[str], *, device: str | torch.dev
     resolved = resolve_weights(ref, download=download, allow_unverified=allow_unverified, progress=progress)
     state, metadata = read_checkpoint(resolved.path)
     model, arch = build_for(state, resolved.spec, str(resolved.path))
-    _adopt(model, state, arch, str(resolved.path))
+    _adopt(model, adapt_state(arch, state), arch, str(resolved.path))
     model.eval().requires_grad_(False)
     model.to(device=target, dtype=target_dtype)
     if not exact and arch.speed_up is not None:

@@ -17,10 +17,18 @@ from ..errors import UnknownModelError
 GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases/download"
 FACEXLIB_RELEASES = "https://github.com/xinntao/facexlib/releases/download"
 REALESRGAN_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+CODEFORMER_RELEASES = "https://github.com/sczhou/CodeFormer/releases/download"
+RESTOREFORMER_PP_RELEASES = "https://github.com/wzhouxiff/RestoreFormerPlusPlus/releases/download"
 
 GFPGAN_LICENSE = "Apache-2.0 (TencentARC/GFPGAN); trained on FFHQ (CC BY-NC-SA 4.0)"
 FACEXLIB_LICENSE = "MIT (xinntao/facexlib)"
 REALESRGAN_LICENSE = "BSD-3-Clause (xinntao/Real-ESRGAN)"
+CODEFORMER_LICENSE = "S-Lab License 1.0, non-commercial use only (sczhou/CodeFormer); trained on FFHQ (CC BY-NC-SA 4.0)"
+RESTOREFORMER_LICENSE = ("released by the RestoreFormer authors without a licence file (wzhouxiff/RestoreFormer, "
+                         "wzhouxiff/RestoreFormerPlusPlus); trained on FFHQ (CC BY-NC-SA 4.0)")
+#: no SHA-256 of these release files could be confirmed in several independent public sources: left
+#: unverified (loaded as any unknown file is) rather than guessed
+_NO_HASH = "no SHA-256 confirmed by several public sources yet; the file is loaded unverified"
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,27 @@ MODELS: tuple[ModelSpec, ...] = (
              HubFile("Gourieff/ReActor", "models/facerestore_models/GFPGANv1.4.pth", repo_type="dataset")),
         sha256="e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad", size=348_632_874,
         sha256_source=_MANY_SOURCES),
+    ModelSpec(
+        name="RestoreFormer", kind="restoration", arch="RestoreFormer", aliases=("restoreformer", "rf"),
+        filename="RestoreFormer.pth", url=f"{GFPGAN_RELEASES}/v1.3.4/RestoreFormer.pth", license=RESTOREFORMER_LICENSE,
+        description="RestoreFormer (CVPR 2022): attention over a high-quality face dictionary; the GFPGAN "
+                    "release's file. No fidelity control.",
+        sha256_source=_NO_HASH),
+    ModelSpec(
+        name="RestoreFormer++", kind="restoration", arch="RestoreFormerPlusPlus",
+        aliases=("restoreformer++", "restoreformerplusplus", "rf++"),
+        filename="RestoreFormer++.ckpt", url=f"{RESTOREFORMER_PP_RELEASES}/v1.0.0/RestoreFormer++.ckpt",
+        license=RESTOREFORMER_LICENSE,
+        description="RestoreFormer++ (TPAMI 2023): multi-scale attention, trained with more degradations. "
+                    "No fidelity control.",
+        sha256_source=_NO_HASH),
+    ModelSpec(
+        name="CodeFormer", kind="restoration", arch="CodeFormer", aliases=("codeformer", "codeformer-v0.1.0.pth"),
+        filename="codeformer.pth", url=f"{CODEFORMER_RELEASES}/v0.1.0/codeformer.pth", license=CODEFORMER_LICENSE,
+        description="CodeFormer (NeurIPS 2022): codebook lookup transformer; fidelity is its weight w "
+                    "(its own default 0.5). Non-commercial licence.",
+        hub=(HubFile("Gourieff/ReActor", "models/facerestore_models/codeformer-v0.1.0.pth", repo_type="dataset"),),
+        sha256_source=_NO_HASH),
     ModelSpec(
         name="retinaface_resnet50", kind="detection", arch="RetinaFace", arch_kwargs={"network_name": "resnet50"},
         aliases=("retinaface", "resnet50"), filename="detection_Resnet50_Final.pth",
