@@ -186,3 +186,42 @@ def test_registry_name_builds_the_official_key_layout(official_codeformer, offic
     for name, official in (("CodeFormer", official_codeformer), ("RestoreFormer", official_restoreformer)):
         ours = random_state_dict(name)
         assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in official.state_dict().items()}
+
+
+def test_cli_restores_with_a_restoreformer_file(tmp_path):
+    """``python -m gfp_core restore --model FILE`` with a RestoreFormer release-format file."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from gfp_core.synthetic import random_state_dict
+
+    weights = tmp_path / "RestoreFormer.pth"
+    torch.save({"params_ema": random_state_dict("RestoreFormer", seed=5)}, weights)
+    crop = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(crop)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GFP_HOME": str(tmp_path / "home"), "GFP_MODEL_DIRS": ""}
+    result = subprocess.run([sys.executable, "-m", "gfp_core", "restore", str(crop), "--aligned", "-m", str(weights),
+                             "--fidelity", "0.5", "--device", "cpu", "-o", str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    restored = list((tmp_path / "out").rglob("*.png"))
+    assert any("restored" in str(p) for p in restored), (restored, result.stderr)
+
+
+def test_web_demo_offers_the_restorers_whose_weights_are_here(tmp_path, monkeypatch):
+    from gfp_core.synthetic import random_state_dict
+    from web.models import model_choices, model_title
+
+    monkeypatch.setenv("GFP_MODEL_DIRS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("GFP_HOME", str(tmp_path / "home"))
+    assert model_choices().names == ("v1.4", "v1.3", "v1.2", "v1")
+    torch.save({"params_ema": random_state_dict("CodeFormer")}, tmp_path / "codeformer.pth")
+    choices = model_choices()
+    assert choices.names == ("v1.4", "v1.3", "v1.2", "v1", "CodeFormer")
+    assert choices.check("CodeFormer") == "CodeFormer"
+    assert model_title("CodeFormer") == "CodeFormer" and model_title("v1.4") == "GFPGAN v1.4"

@@ -33,12 +33,15 @@ from gfp_core.face.select import parse_indices
 from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, to_picture, write_image
 from gfp_core.weights import LoadedModel, ModelInfo, load_model, load_model_with_info
 
+from .models import model_choices, model_title
 from .video_limits import VideoLimits
 
 log = logging.getLogger("web.engine")
 
 # the page's choices are gfp_core.options' (one list for every front end)
-MODEL_CHOICES = options.MODELS.names
+#: the GFPGAN versions, and the other face restorers whose weights are here when the server starts
+MODEL_OPTIONS = model_choices()
+MODEL_CHOICES = MODEL_OPTIONS.names
 FACE_CHOICES = options.SELECTS.names
 BACKGROUND_CHOICES = options.BACKGROUNDS.names
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
@@ -95,7 +98,7 @@ class RestoreOptions:
         gfp_core.options' checks (the page's narrower upscale and threshold ranges), the message naming
         the control by its label (:data:`LABELS`)."""
         with options.speaking(LABELS):
-            options.MODELS.check(self.model)
+            MODEL_OPTIONS.check(self.model)
             options.FIDELITY.check(self.fidelity)
             options.VISIBILITY.check(self.visibility)
             options.WEB_UPSCALE.check(self.upscale)  # 3.5 would silently become 3: refused instead
@@ -250,7 +253,8 @@ class RestoreEngine:
     # --- models -------------------------------------------------------------------------------
 
     def restorer_model(self, name: str) -> LoadedModel:
-        """GFPGAN ``name``, loaded once, with what its weights are beside it."""
+        """Face model ``name`` (a GFPGAN version or another restorer), loaded once, with what its weights are
+        beside it."""
         return self.restorers.get(("gfpgan", name), lambda: load_model_with_info(
             name, device=self.device, dtype=self.dtype, allow_unverified=self.allow_unverified))
 
@@ -258,7 +262,7 @@ class RestoreEngine:
         """Load the page's default models now (at start-up: on ZeroGPU, models placed while the
         server starts are shared by every GPU call). A model that cannot be had is logged, and its
         requests say why."""
-        jobs = [(f"GFPGAN {n}", lambda n=n: self.restorer_model(n)) for n in names]
+        jobs = [(model_title(n), lambda n=n: self.restorer_model(n)) for n in names]
         jobs += [("face detector", lambda: self.detector(RestoreOptions.detector)),
                  ("face parser", self.parser)]
         for what, load in jobs:
@@ -363,7 +367,7 @@ class RestoreEngine:
         options, smoothing and fps), the notes about stand-ins for missing weights, and what the
         GFPGAN weights are."""
         indices = parse_indices(options.indices) if options.faces == "indices" else None
-        tell(0.0, f"Loading GFPGAN {options.model}")
+        tell(0.0, f"Loading {model_title(options.model)}")
         model, model_info = self.restorer_model(options.model)
         detector, detector_note = self.detector(options.detector)
         notes = [detector_note] if detector_note else []
@@ -553,10 +557,10 @@ class StageReporter:
 def weights_note(name: str, info: ModelInfo) -> str | None:
     """What a visitor should know about model ``name``'s weights: seeded random, or unverified."""
     if info.synthetic:
-        return (f"GFPGAN {name} runs on seeded random weights here (a test setup), not the published model: "
+        return (f"{model_title(name)} runs on seeded random weights here (a test setup), not the published model: "
                 f"its faces are not real restorations.")
     if not info.verified:
-        return (f"GFPGAN {name} runs on unverified weights here (their SHA-256 is not the published one): "
+        return (f"{model_title(name)} runs on unverified weights here (their SHA-256 is not the published one): "
                 f"results may differ from the published model.")
     return None
 

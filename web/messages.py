@@ -13,6 +13,7 @@ from gfp_core import options
 from gfp_core.errors import GFPError, WeightsNotFoundError
 
 from .engine import MESSAGE_WORDS, ClipOutcome, RestoreOutcome, one_line
+from .models import model_title
 
 log = logging.getLogger("web")
 
@@ -27,7 +28,7 @@ _QUOTED = re.compile(r"(['\"])([^'\"]{40})[^'\"]+\1")
 def summary_text(outcome: RestoreOutcome | ClipOutcome, model: str) -> str:
     """A result's summary line, its notes and what the weights are, as Markdown."""
     notes = outcome.notes + ([outcome.weights_note] if outcome.weights_note else [])
-    lines = [f"**{outcome.summary}** with GFPGAN {model}."] + [f"- {note}" for note in notes]
+    lines = [f"**{outcome.summary}** with {model_title(model)}."] + [f"- {note}" for note in notes]
     return "\n".join(lines)
 
 
