@@ -39,7 +39,8 @@ each side (where the pasted face covers every pixel):
   frames before the jump already farther off; *worst offset*; *ghost*, the largest drop near the jump
   of the correlation with the noiseless face below its median elsewhere, in units of that median's
   distance to 1, inside the face region and *around* it (the box grown by 25 %: the crop's edges and
-  the background it carries). A control row blends at the default strength without the motion gate.
+  the background it carries). A control row blends at the default strength without its gates (on
+  motion and on change).
 
     python bench/bench_video_flicker.py                   # trains once (cache), then about 3 minutes
     python bench/bench_video_flicker.py --scale 1 --json bench/results/video_flicker_large_face_cpu.json
@@ -66,7 +67,7 @@ for folder in (REPO_ROOT, REPO_ROOT / "tests"):
         sys.path.insert(0, str(folder))
 
 from gfp_core.face.steady import DEFAULT_STRENGTH as DEFAULT_STEADY  # noqa: E402
-from gfp_core.face.steady import MAX_WEIGHT, STILL_PX  # noqa: E402
+from gfp_core.face.steady import CHANGE_LEVELS, MAX_WEIGHT, STILL_PX  # noqa: E402
 from gfp_core.face.track import DEFAULT_STRENGTH as DEFAULT_SMOOTHING  # noqa: E402
 
 CLIPS = ("moving", "still", "jump")
@@ -182,14 +183,15 @@ def run_clip(kind: str, seed: int, models: dict, detector, strengths, steadies, 
                 whole = engine.run(clip.frames)
                 assert np.array_equal(whole.images, result.images), "the staged run differs from Engine.run"
             landmarks = np.stack([f.landmarks for f in faces.flat_faces])
-            # a control on the jump: the default blend without its motion gate, which must show as a ghost
+            # a control on the jump: the default blend without its gates, which must show as a ghost
             control = [(DEFAULT_STEADY, False)] if clip.jump_at is not None and s == DEFAULT_SMOOTHING else []
             for steady, gated in [(0.0, True), *((x, True) for x in steadies), *control]:
                 if steady == 0:
                     out = result.images
                 else:
                     crops = steady_tracks(result.restored, result.affines, landmarks, result.frame_index,
-                                          result.numbers, steady, still_px=STILL_PX if gated else np.inf)
+                                          result.numbers, steady, still_px=STILL_PX if gated else np.inf,
+                                          change_levels=CHANGE_LEVELS if gated else np.inf)
                     out = engine.paste_crops(clip.frames, faces, crops).images
                 row = {"model": name, "smoothing": s, "steady": steady, "gated": gated,
                        "flicker": flicker(out, clip, regions),
@@ -249,7 +251,7 @@ def markdown(table: list[dict]) -> str:
         if "follow" in e:
             follow = (f"{e['follow']} ({e['early']}) | {e['worst_px']:.1f} | "
                       f"{e['ghost']:.2f} / {e['ghost_around']:.2f}")
-        steady = f"{e['steady']:g}" + ("" if e["gated"] else " (no motion gate)")
+        steady = f"{e['steady']:g}" + ("" if e["gated"] else " (no gates)")
         lines.append(f"| {e['clip']} | {e['model']} | {e['smoothing']:g} | {steady} | "
                      f"{e['input_flicker']:.2f} → {e['flicker']:.2f} | {e['vs_input']:.2f} | "
                      f"{e['vs_0']:.1f}× / {e['vs_0_min']:.1f}× | {e['corr']:.4f} | {follow} |")
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                         "around_grow": AROUND_GROW, "strengths": strengths, "steady": args.steady},
             "model": {"weights": str(weights.relative_to(REPO_ROOT)) if weights.is_relative_to(REPO_ROOT)
                       else str(weights), "validation": validation},
-            "steady": {"max_weight": MAX_WEIGHT, "still_px": STILL_PX},
+            "steady": {"max_weight": MAX_WEIGHT, "still_px": STILL_PX, "change_levels": CHANGE_LEVELS},
             "summary": table, "runs": runs}, indent=1))
         print(f"wrote {out}")
     return 0

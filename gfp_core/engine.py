@@ -797,7 +797,8 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
         ids = np.array([k for ks in faces.numbers for k in ks], np.int64)
         # in float, so that the next chunk continues from what a whole clip would (nothing rounded between)
         steadied = steady_tracks(restored.astype(np.float32), faces.flat_affines, landmarks, faces.frame_index, ids,
-                                 self.options.steady, previous=previous)
+                                 self.options.steady, full_scale=255.0 if restored.dtype == np.uint8 else 1.0,
+                                 previous=previous)
         last = last_of_tracks(steadied, faces.flat_affines, landmarks, faces.frame_index, ids,
                               len(faces.faces) - 1 if frames is None else frames - 1)
         if restored.dtype == np.uint8:

@@ -71,6 +71,29 @@ def test_a_face_that_moved_is_not_blended_so_nothing_trails_behind():
     assert np.array_equal(out[6:], steady_crops(jumped[6:], affines[6:], moved[6:], 1.0))
 
 
+def test_a_blink_shows_in_its_own_frame_though_the_landmarks_stand_still():
+    """The landmarks do not see eyes close; the change itself does: where the restored crop differs
+    from the carried one by far more than a shimmer, that frame's own crop shows."""
+    crops, affines, landmarks = _still(frames=16)
+    eyes = (slice(9, 17), slice(6, 26))
+    blink = crops.copy()
+    blink[8:11][:, eyes[0], eyes[1]] = np.clip(blink[8:11][:, eyes[0], eyes[1]].astype(int) - 60, 0, 255)
+    change = blink.astype(float) - crops.astype(float)
+    out = steady_crops(blink, affines, landmarks, 1.0)
+    base = steady_crops(crops, affines, landmarks, 1.0)
+    inner = (slice(10, 16), slice(8, 24))  # inside the eyes, away from the blur at their edge
+    for t in (8, 9, 10):  # closed: the whole change shows in each frame, from the first
+        shown = (out[t].astype(float) - base[t])[inner].mean() / change[t][inner].mean()
+        assert shown > 0.9, (t, shown)
+    # open again: back within a few levels of the face without the blink in 2 frames
+    assert np.abs(out[12].astype(float) - base[12])[inner].mean() < 4.0
+    # the shimmer elsewhere is still averaged away as before
+    assert _flicker(out[:, 20:]) == pytest.approx(_flicker(base[:, 20:]), rel=0.05)
+    # without the change gate the blend would have hidden most of the blink
+    ungated = steady_crops(blink, affines, landmarks, 1.0, change_levels=np.inf)
+    assert (ungated[8].astype(float) - base[8])[inner].mean() / change[8][inner].mean() < 0.3
+
+
 def test_the_blend_fades_out_as_the_face_moves_up_to_still_px():
     crops, affines, landmarks = _still(frames=3)
     assert STILL_PX == 0.5

@@ -36,8 +36,8 @@ def model():
 
 def _runs(clip, model, detector, smoothing: float, steady: tuple[float, ...] = ()):
     """The engine's output on ``clip`` and, for each steadying strength, the engine's with that
-    ``steady`` option. A strength of ``inf``: the default strength without the motion gate (a blend
-    that must leave a ghost on a jump; steadied by hand, pasted by the engine)."""
+    ``steady`` option. A strength of ``inf``: the default strength without its gates on motion and
+    change (a blend that must leave a ghost on a jump; steadied by hand, pasted by the engine)."""
     engine = Engine(model, detector=detector, smoothing=smoothing, fps=clip.fps)
     faces = engine.choose_tracked(engine.track(engine.detect(list(clip.frames))), [f.shape[:2] for f in clip.frames])
     assert faces.counts == [1] * len(clip)
@@ -47,7 +47,7 @@ def _runs(clip, model, detector, smoothing: float, steady: tuple[float, ...] = (
         if s == np.inf:
             landmarks = np.stack([f.landmarks for f in faces.flat_faces])
             crops = steady_tracks(result.restored, result.affines, landmarks, result.frame_index, result.numbers,
-                                  DEFAULT_STRENGTH, still_px=np.inf)
+                                  DEFAULT_STRENGTH, still_px=np.inf, change_levels=np.inf)
             steadied.append(engine.paste_crops(clip.frames, faces, crops).images)
         else:
             steadied.append(Engine(model, detector=detector, smoothing=smoothing, fps=clip.fps, steady=s)
@@ -84,7 +84,7 @@ def test_the_face_follows_a_sudden_move_within_two_frames_and_steadying_leaves_n
         moved = follow(out, clip, face)
         assert moved.frames <= 2 and moved.early == 0, moved  # measured 0: within 1 px in every frame
         assert follow(out, clip, around).ghost < 0.12, follow(out, clip, around)  # measured ≤ 0.04
-    # the check sees a ghost: the same blend without its motion gate leaves the face at its old place
+    # the check sees a ghost: the same blend without its gates leaves the face at its old place
     trail = follow(ungated, clip, face)
     assert trail.frames >= 1 and trail.worst_px > 8, trail  # measured: 2 frames, 16 px (the whole jump)
     assert follow(ungated, clip, around).ghost > 1

@@ -11,7 +11,11 @@ remaining shake, a fraction of a pixel; blended without being carried over, a sm
 measured twice the flicker). The previous crop's weight ``w_t`` is ``strength × MAX_WEIGHT`` for a face
 whose landmarks did not move since the frame before, and falls linearly to 0 as they move by
 ``still_px`` crop pixels: a moving face, a sudden move or a new track (a gap, the first frame) gets
-its own crop alone, so nothing trails behind it (no ghost).
+its own crop alone, so nothing trails behind it (no ghost). The 5 landmarks do not see a blink or
+an expression, so the weight also falls, pixel by pixel, where this frame's restored crop differs
+from the carried one by more than a shimmer (the local mean difference, in ``change_levels`` 8-bit
+levels: :data:`CHANGE_LEVELS`): closing eyes or an opening mouth show in their own frame, while the
+model's few-level answers to noise are still averaged away.
 
 Pure numpy (and one OpenCV warp) on the engine's arrays, per track in frame order, after restoring
 and before the masks; a clip run in chunks hands each chunk's last crops to the next::
@@ -36,6 +40,11 @@ MAX_WEIGHT = 0.8
 #: face flickers as with smoothing alone; 1.0 blended more of a small still face (3.2× instead of
 #: 2.4×) but also moving faces, whose flicker then rose by 8–13 % over smoothing alone
 STILL_PX = 0.5
+#: 8-bit levels of local change (the difference averaged over the colours and blurred over 1/40 of
+#: the crop) at which a pixel's blend has fallen to 1/e (Gaussian in the change). A restorer's
+#: shimmer, mostly averaged away by the blur, keeps nearly the whole blend (0.97 at 3 levels); an
+#: eye closing changes by tens of levels and shows at once (under 0.02 of the blend at 32)
+CHANGE_LEVELS = 16.0
 
 
 class Last(NamedTuple):
@@ -45,6 +54,16 @@ class Last(NamedTuple):
     crop: np.ndarray       # S×S×3
     affine: np.ndarray     # 2×3, frame → crop
     landmarks: np.ndarray  # 5×2, frame pixels
+
+
+def _change_gate(now: np.ndarray, before: np.ndarray, full_scale: float, change_levels: float) -> np.ndarray:
+    """``[S, S, 1]`` in (0, 1]: how much of the blend each pixel keeps, from how much it changed."""
+    import cv2
+
+    # blurred before its size is taken: a change that holds over a region (an eyelid) stays, while the
+    # shimmer, whose sign varies from pixel to pixel, averages away
+    diff = cv2.GaussianBlur((now - before).mean(axis=2), (0, 0), max(now.shape[0] / 40, 1.0))
+    return np.exp(-np.square(diff * np.float32(255.0 / (full_scale * change_levels))))[..., None]
 
 
 def _check(strength: float, still_px: float) -> None:
@@ -103,11 +122,13 @@ def _carried(crop: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 def steady_crops(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarray,
                  strength: float = DEFAULT_STRENGTH, *, still_px: float = STILL_PX,
+                 change_levels: float = CHANGE_LEVELS, full_scale: float = 255.0,
                  previous: Last | None = None) -> np.ndarray:
     """One track's restored crops (``[T, S, S, 3]``, consecutive frames in order) steadied; same
     shape and dtype (uint8 is rounded once, at the end: the running average is kept in float).
     ``affines`` (``[T, 2, 3]``) and ``landmarks`` (``[T, 5, 2]``, frame pixels) are those the crops
-    were aligned with. ``previous``: the track's last crop of the chunk before (a clip run in chunks)."""
+    were aligned with. ``full_scale``: the crops' white (255 for 8-bit levels, 1.0 for floats in
+    [0, 1]). ``previous``: the track's last crop of the chunk before (a clip run in chunks)."""
     restored = np.asarray(restored)
     weights = steady_weights(face_motion(affines, landmarks, previous), strength, still_px)
     if not weights.any():
@@ -119,8 +140,9 @@ def steady_crops(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarra
     for t, (crop, w) in enumerate(zip(restored, weights)):
         now = crop.astype(np.float32)
         if w > 0:  # w > 0 only with a frame before; float32 throughout, as a chunk's last crop is kept
-            w = float(w)
-            now = (1.0 - w) * now + w * _carried(last, _crop_to_crop(a[t], before))
+            carried = _carried(last, _crop_to_crop(a[t], before))
+            keep = float(w) * _change_gate(now, carried, full_scale, change_levels)
+            now = now + keep * (carried - now)
         last, before = now, a[t]
         out[t] = np.clip(np.rint(now), 0, 255) if out.dtype == np.uint8 else now
     return out
@@ -128,6 +150,7 @@ def steady_crops(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarra
 
 def steady_tracks(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarray, frame_index: np.ndarray,
                   track_ids: np.ndarray, strength: float = DEFAULT_STRENGTH, *, still_px: float = STILL_PX,
+                  change_levels: float = CHANGE_LEVELS, full_scale: float = 255.0,
                   previous: Mapping[int, Last] | None = None) -> np.ndarray:
     """:func:`steady_crops` over a flat batch of faces, one row per face as the engine keeps them
     (``frame_index``: each face's frame; ``track_ids``: its track). Each track's faces are steadied
@@ -146,7 +169,7 @@ def steady_tracks(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarr
         for run in np.split(rows, np.flatnonzero(np.diff(frame_index[rows]) != 1) + 1):  # consecutive frames
             before = previous.get(int(track)) if previous and frame_index[run[0]] == 0 else None
             out[run] = steady_crops(restored[run], affines[run], landmarks[run], strength, still_px=still_px,
-                                    previous=before)
+                                    change_levels=change_levels, full_scale=full_scale, previous=before)
     return out
 
 
@@ -163,5 +186,5 @@ def last_of_tracks(steadied: np.ndarray, affines: np.ndarray, landmarks: np.ndar
             for r in rows}
 
 
-__all__ = ["DEFAULT_STRENGTH", "Last", "MAX_WEIGHT", "STILL_PX", "face_motion", "last_of_tracks", "steady_crops",
+__all__ = ["CHANGE_LEVELS", "DEFAULT_STRENGTH", "Last", "MAX_WEIGHT", "STILL_PX", "face_motion", "last_of_tracks", "steady_crops",
            "steady_tracks", "steady_weights"]
