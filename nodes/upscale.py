@@ -3,10 +3,11 @@
 :class:`ComfyBackground` gives the engine the interface of :class:`gfp_core.background.BackgroundUpsampler`
 (``upsample(image, outscale)``) around an ``UPSCALE_MODEL`` (a spandrel ``ImageModelDescriptor``
 from core's *Load Upscale Model*) or a registry Real-ESRGAN network, and runs it the way core's
-*Upscale Image (using Model)* does (comfy_extras/nodes_upscale_model.py): memory freed through
-ComfyUI's model management, the model moved to ComfyUI's device for the run and back to the CPU
-after, overlapping 512 px tiles with ``comfy.utils.tiled_scale``, halving the tile on out-of-memory.
-Outside ComfyUI the network runs on the whole image at once.
+*Upscale Image (using Model)* does (comfy_extras/nodes_upscale_model.py): overlapping 512 px tiles
+with ``comfy.utils.tiled_scale``, halving the tile on out-of-memory. Its weights are handed to
+ComfyUI's model management for the run (:class:`nodes.memory.Managed`, loaded with core's memory
+estimate; the node unloads them when it is done). Outside ComfyUI the network runs on the whole image
+at once.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import torch
 from torch.nn import functional as F
 
 from gfp_core.background import output_size
+
+from . import memory
 
 TILE = 512
 OVERLAP = 32
@@ -45,8 +48,8 @@ class ComfyBackground:
 
     def __init__(self, network: Any, module: torch.nn.Module, scale: int, name: str = "") -> None:
         self.network = network    # callable on NCHW [0, 1] tensors
-        self.module = module      # what is moved between devices (a descriptor or an nn.Module)
         self.weights: torch.nn.Module = getattr(module, "model", module)  # the nn.Module itself
+        self.managed = memory.Managed(network, self.weights)  # for this run only (the node unloads it)
         self.scale = int(scale)
         self.name = name
 
@@ -60,11 +63,13 @@ class ComfyBackground:
 
     @classmethod
     def from_registry(cls, name: str) -> "ComfyBackground":
-        """A registry background network (``realesrgan_x2plus``, ``realesr_general_x4v3``), loaded on the
-        CPU; it is moved to ComfyUI's device while it runs."""
+        """A registry background network (``realesrgan_x2plus``, ``realesr_general_x4v3``), loaded for
+        ComfyUI's device."""
         from gfp_core.background import load_background_upsampler
 
-        up = load_background_upsampler(name, device="cpu", progress=False)
+        from . import host
+
+        up = load_background_upsampler(name, device=host.device("auto"), progress=False)
         return cls(_Padded(up.model, up.scale, up.multiple), up.model, up.scale, name=name)
 
     # -- what the engine calls --------------------------------------------------------------------
@@ -97,29 +102,24 @@ class ComfyBackground:
                                       param.dtype if param is not None else torch.float32))
             return y.float().cpu().clamp(0, 1)
 
-        device = mm.get_torch_device()
-        needed = mm.module_size(self.weights)
-        needed += (512 * 512 * 3) * x.element_size() * max(self.scale, 1.0) * 384.0  # core's estimate
+        needed = (512 * 512 * 3) * x.element_size() * max(self.scale, 1.0) * 384.0  # core's estimate
         needed += x.nelement() * x.element_size()
-        mm.free_memory(needed, device)
-        self.module.to(device)
-        dtype = next(self.weights.parameters()).dtype
+        memory.load([self.managed], needed)
+        param = next(self.weights.parameters())
         tile = TILE
-        try:
-            while True:
-                try:
-                    steps = comfy.utils.get_tiled_scale_steps(x.shape[3], x.shape[2], tile_x=tile, tile_y=tile,
-                                                              overlap=OVERLAP)
-                    bar = comfy.utils.ProgressBar(steps)
-                    with torch.inference_mode():
-                        y = comfy.utils.tiled_scale(x.to(device, dtype), lambda t: self.network(t), tile_x=tile,
-                                                    tile_y=tile, overlap=OVERLAP, upscale_amount=self.scale, pbar=bar)
-                    break
-                except mm.OOM_EXCEPTION:
-                    mm.throw_exception_if_processing_interrupted()
-                    tile //= 2
-                    if tile < MIN_TILE:
-                        raise
-        finally:
-            self.module.to("cpu")
+        while True:
+            try:
+                steps = comfy.utils.get_tiled_scale_steps(x.shape[3], x.shape[2], tile_x=tile, tile_y=tile,
+                                                          overlap=OVERLAP)
+                bar = comfy.utils.ProgressBar(steps)
+                with torch.inference_mode():
+                    y = comfy.utils.tiled_scale(x.to(param.device, param.dtype), lambda t: self.network(t),
+                                                tile_x=tile, tile_y=tile, overlap=OVERLAP, upscale_amount=self.scale,
+                                                pbar=bar)
+                break
+            except mm.OOM_EXCEPTION:
+                mm.throw_exception_if_processing_interrupted()
+                tile //= 2
+                if tile < MIN_TILE:
+                    raise
         return y.float().cpu().clamp(0, 1)

@@ -7,7 +7,8 @@ checkout). That tree is copied once into a scratch folder, without its bundled
 does not exist) and without its own models/input/output/custom_nodes folders, so site-packages is
 never written to. The server runs with ``--base-directory`` pointing at a fresh folder whose
 ``custom_nodes/gfp_toolkit`` is a symlink to the repository root: exactly how a user's clone in
-``ComfyUI/custom_nodes/`` is imported.
+``ComfyUI/custom_nodes/`` is imported. Beside it, ``custom_nodes/gfp_test_probe`` (tests/comfy_probe)
+shows the tests ComfyUI's list of loaded models.
 
 Also usable by hand: ``python tests/comfy_server.py`` starts a server and prints its address.
 """
@@ -28,6 +29,9 @@ from helpers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACK_NAME = "gfp_toolkit"
+#: a test-only pack: a node and a route that show comfy.model_management's loaded models
+PROBE_ROOT = Path(__file__).resolve().parent / "comfy_probe"
+PROBE_NAME = "gfp_test_probe"
 
 # top-level entries of a ComfyUI tree that the copy leaves out: the stray extra_model_paths.yaml,
 # test suites, and the folders that --base-directory replaces (a real checkout may hold GBs of models)
@@ -72,7 +76,7 @@ class ComfyServer:
     """
 
     def __init__(self, comfy_dir: Path, base: Path, pack_root: Path = REPO_ROOT, pack_name: str = PACK_NAME,
-                 python: str = sys.executable, extra_args: tuple[str, ...] = ()):
+                 python: str = sys.executable, extra_args: tuple[str, ...] = (), probe: bool = True):
         self.comfy_dir = Path(comfy_dir)
         self.base = Path(base)
         self.pack_root = Path(pack_root)
@@ -81,6 +85,7 @@ class ComfyServer:
         self.extra_args = tuple(extra_args)
         self.models_dir = self.base / "models"
         self.pack_dir = self.base / "custom_nodes" / pack_name
+        self.probe_dir = self.base / "custom_nodes" / PROBE_NAME if probe else None
         self.log_path = self.base / "comfyui.log"
         self.hf_cache = self.base / "hf-cache"
         self.gfp_home = self.base / "gfp-home"
@@ -100,6 +105,8 @@ class ComfyServer:
         self.gfp_home.mkdir(exist_ok=True)
         if not self.pack_dir.exists():
             self.pack_dir.symlink_to(self.pack_root, target_is_directory=True)
+        if self.probe_dir is not None and not self.probe_dir.exists():
+            self.probe_dir.symlink_to(PROBE_ROOT, target_is_directory=True)
 
     def _command(self, port: int) -> list[str]:
         return [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
@@ -254,6 +261,19 @@ class ComfyServer:
         images = entry.get("outputs", {}).get(str(node_id), {}).get("images", [])
         return [self.view(i["filename"], i.get("subfolder", ""), i.get("type", "output")) for i in images]
 
+    def free(self, unload_models: bool = True, free_memory: bool = False) -> None:
+        """``POST /free``: ComfyUI's prompt worker unloads the models (and with ``free_memory`` drops its
+        cached node outputs) when it next looks at its queue, right away when idle."""
+        self._check_alive()
+        self._http.post(f"{self.url}/free", json={"unload_models": unload_models, "free_memory": free_memory},
+                        timeout=30).raise_for_status()
+
+    def loaded_models(self) -> dict:
+        """What comfy.model_management has loaded now (the probe pack's route): ``{"loaded": [{"class",
+        "device", "bytes"}], "seen_alive": n}``, n = how many networks the last GFPTestLoadedModels node saw
+        loaded are still alive in the process."""
+        return self.get("/gfp_test/loaded_models").json()
+
     def interrupt(self) -> None:
         self._check_alive()
         self._http.post(f"{self.url}/interrupt", timeout=30).raise_for_status()
@@ -279,6 +299,13 @@ def input_spec(info: dict) -> dict[str, tuple]:
         for name, spec in info.get("input", {}).get(section, {}).items():
             out[name] = (spec[0], spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
     return out
+
+
+def choices(info: dict, name: str) -> list:
+    """The choices of combo input ``name``: classic nodes give them as the type, schema nodes as
+    ``("COMBO", {"options": [...]})``."""
+    kind, options = input_spec(info)[name]
+    return list(kind) if isinstance(kind, list) else list(options.get("options", []))
 
 
 def fill_inputs(info: dict, links: dict[str, list] | None = None, values: dict | None = None) -> dict:

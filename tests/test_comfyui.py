@@ -15,8 +15,7 @@ from PIL import Image
 from skimage import data
 
 from clips import FACE_CENTRE, make_clip
-from comfy_server import ComfyError, fill_inputs, input_spec
-from helpers import forget_modules, import_pack
+from comfy_server import ComfyError, choices, fill_inputs, input_spec
 
 pytestmark = pytest.mark.heavy
 
@@ -64,7 +63,40 @@ ADDED_INPUTS = {
     "GFPGANDetectFaces": {"smoothing": 0.5, "fps": 30.0},
     "GFPGANRestoreFaces": {"smoothing": 0.5, "fps": 30.0},
 }
-WORKFLOWS = sorted((ROOT / "example_workflows").glob("*_api.json"))  # X.json: UI format (browser test)
+DISPLAY_NAMES = {
+    "GFPGANModelLoader": "Load GFPGAN Model",
+    "GFPGANFaceDetectorLoader": "Load Face Detector",
+    "GFPGANFaceParserLoader": "Load Face Parser",
+    "GFPGANDetectFaces": "Detect Faces",
+    "GFPGANCropFaces": "Crop Faces",
+    "GFPGANRestoreCrops": "Restore Faces",
+    "GFPGANPasteFaces": "Paste Faces",
+    "GFPGANRestoreFaces": "GFPGAN Restore Faces",
+}
+#: the examples' API versions (example_workflows/X.json is the UI format, for the browser test); they
+#: sit in a subfolder so that ComfyUI's template browser lists only the UI ones
+EXAMPLES = sorted((ROOT / "example_workflows" / "api").glob("*_api.json"))
+#: the examples as saved with the classic node definitions: they must keep loading and running
+SAVED = sorted((ROOT / "tests" / "data" / "saved_workflows").glob("*_api.json"))
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    """One path per distinct workflow (the saved copy and the example are the same file until the
+    example changes)."""
+    seen, out = set(), []
+    for path in paths:
+        key = json.dumps(json.loads(path.read_text()), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+WORKFLOWS = _unique(SAVED + EXAMPLES)
+
+
+def _id(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
 
 
 def _loads(path: Path, class_type: str) -> bool:
@@ -75,15 +107,6 @@ VIDEO_WORKFLOWS = [p for p in WORKFLOWS if _loads(p, "LoadVideo")]
 IMAGE_WORKFLOWS = [p for p in WORKFLOWS if p not in VIDEO_WORKFLOWS]
 LINK_TYPES = {"IMAGE", "MASK", "GFPGAN_MODEL", "FACE_DETECTOR", "FACES", "FACE_PARSER", "UPSCALE_MODEL"}
 WIDGET_TYPES = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}
-
-
-def pack_mappings() -> tuple[dict, dict]:
-    """The pack's mappings, imported the way ComfyUI imports it (a package named after its folder)."""
-    try:
-        module = import_pack("gfp_pack_for_comfy_test")
-        return dict(module.NODE_CLASS_MAPPINGS), dict(module.NODE_DISPLAY_NAME_MAPPINGS)
-    finally:
-        forget_modules("gfp_pack_for_comfy_test")
 
 
 def png(image: np.ndarray) -> bytes:
@@ -143,13 +166,35 @@ def test_server_starts_with_the_pack_imported(comfy):
 
     info = comfy.object_info()
     assert "LoadImage" in info and "SaveImage" in info
-    ours, display_names = pack_mappings()
-    missing = sorted((set(ours) | set(EXPECTED_OUTPUTS)) - set(info))
-    assert not missing, f"node classes not in /object_info: {missing}\n{comfy.log_tail()}"
-    for name in ours:
-        assert info[name]["python_module"] == f"custom_nodes.{comfy.pack_name}"  # ours, not a namesake
-        if name in display_names:
-            assert info[name]["display_name"] == display_names[name]
+    ours = sorted(n for n, i in info.items() if i["python_module"] == f"custom_nodes.{comfy.pack_name}")
+    assert ours == sorted(EXPECTED_OUTPUTS), f"the pack's nodes in /object_info: {ours}\n{comfy.log_tail()}"
+    for name, display_name in DISPLAY_NAMES.items():
+        assert info[name]["display_name"] == display_name
+
+
+def test_the_pack_registers_through_its_schema_entry_point(comfy):
+    """ComfyUI's loader takes NODE_CLASS_MAPPINGS first when a pack has both: the pack has only
+    comfy_entrypoint, so its nodes are schema (v3) nodes, registered from their schemas."""
+    import ast
+
+    tree = ast.parse((ROOT / "__init__.py").read_text())
+    names = {t.id for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AnnAssign))
+             for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    assert "NODE_CLASS_MAPPINGS" not in names
+    assert "comfy_entrypoint" in (ROOT / "__init__.py").read_text()
+    assert "Error while calling comfy_entrypoint" not in comfy.log()
+
+
+def test_every_node_and_input_says_what_it_is_for(comfy):
+    """Descriptions (the node's tooltip and help) and tooltips for every input and output, as the
+    frontend gets them from /object_info."""
+    info = comfy.object_info()
+    for name in EXPECTED_OUTPUTS:
+        node_info = info[name]
+        assert len(node_info["description"]) > 40, f"{name}: {node_info['description']!r}"
+        for input_name, (_, options) in input_spec(node_info).items():
+            assert len(options.get("tooltip", "")) > 10, f"{name}.{input_name} has no tooltip"
+        assert all(tip for tip in node_info["output_tooltips"]), f"{name}: {node_info['output_tooltips']}"
 
 
 @pytest.mark.parametrize("node", sorted(EXPECTED_OUTPUTS))
@@ -163,9 +208,10 @@ def test_node_interface(comfy, node):
     assert EXPECTED_INPUT_TYPES[node] <= link_types, inputs
     for name, (kind, options) in inputs.items():
         assert isinstance(kind, list) or kind in LINK_TYPES | WIDGET_TYPES, f"{node}.{name}: unexpected type {kind}"
-        if isinstance(kind, list):
-            assert kind, f"{node}.{name}: a combo without choices cannot be used"
-            assert options.get("default", kind[0]) in kind, f"{node}.{name}: default not among the choices"
+        if isinstance(kind, list) or kind == "COMBO":
+            listed = choices(info, name)
+            assert listed, f"{node}.{name}: a combo without choices cannot be used"
+            assert options.get("default", listed[0]) in listed, f"{node}.{name}: default not among the choices"
     assert info["category"].startswith("GFPGAN")
 
 
@@ -224,7 +270,7 @@ def node(comfy, class_type: str, links: dict, values: dict | None = None) -> dic
     info = comfy.object_info(class_type)
     values = dict(values or {})
     for name, (kind, _) in input_spec(info).items():
-        if isinstance(kind, list) and "embedded" in kind and name not in values:
+        if (isinstance(kind, list) or kind == "COMBO") and "embedded" in choices(info, name) and name not in values:
             values[name] = "embedded"
     return {"class_type": class_type, "inputs": fill_inputs(info, links, values)}
 
@@ -247,8 +293,7 @@ def check_restored(out: np.ndarray, img: np.ndarray) -> None:
 
 
 def test_model_file_is_listed_by_the_loader(comfy, tiny_model):
-    choices = input_spec(comfy.object_info("GFPGANModelLoader"))["model_name"][0]
-    assert tiny_model in choices
+    assert tiny_model in choices(comfy.object_info("GFPGANModelLoader"), "model_name")
 
 
 def test_restore_faces_end_to_end(comfy, astronaut, tiny_model):
@@ -311,8 +356,8 @@ def test_stage_nodes_match_the_all_in_one_node(comfy, astronaut, full_size_model
 
 def test_node_errors_reach_the_user(comfy, astronaut):
     """A known model that is not on disk, offline: the run fails with the library's message, not a hang."""
-    choices = input_spec(comfy.object_info("GFPGANModelLoader"))["model_name"][0]
-    known = [c for c in choices if not Path(c).suffix and not (comfy.models_dir / "facerestore_models" / c).exists()]
+    listed = choices(comfy.object_info("GFPGANModelLoader"), "model_name")
+    known = [c for c in listed if not Path(c).suffix and not (comfy.models_dir / "facerestore_models" / c).exists()]
     if not known:
         pytest.skip("the loader lists no registry model that could be missing")
     name, _ = astronaut
@@ -325,10 +370,10 @@ def test_node_errors_reach_the_user(comfy, astronaut):
     assert "offline" in str(err.value).lower() or "HF_HUB_OFFLINE" in str(err.value)
 
 
-@pytest.mark.parametrize("path", IMAGE_WORKFLOWS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", IMAGE_WORKFLOWS, ids=_id)
 def test_example_workflow_runs(comfy, astronaut, full_size_model, path):
-    """The shipped example workflows run as they are (with our photo and model file), and ComfyUI
-    serves them as the pack's workflow templates."""
+    """The example workflows, as shipped and as saved with the classic node definitions, run as they
+    are (with our photo and model file)."""
     name, img = astronaut
     graph = json.loads(path.read_text())
     for item in graph.values():
@@ -347,9 +392,18 @@ def test_example_workflow_runs(comfy, astronaut, full_size_model, path):
         if graph[source_id]["class_type"] in ("GFPGANPasteFaces", "GFPGANRestoreFaces") and index == 0:
             check_restored(images[0], img)
 
-    assert path.stem in comfy.get("/workflow_templates").json().get(comfy.pack_name, [])
-    served = comfy.get(f"/api/workflow_templates/{comfy.pack_name}/{path.name}").content
-    assert json.loads(served) == json.loads(path.read_text())
+
+
+def test_the_template_browser_lists_only_the_ui_examples(comfy):
+    """ComfyUI lists a pack's example_workflows/*.json as templates: the UI workflows, served as they
+    are; their API versions (example_workflows/api/) are not templates."""
+    ui = sorted(p for p in (ROOT / "example_workflows").glob("*.json"))
+    listed = comfy.get("/workflow_templates").json().get(comfy.pack_name, [])
+    assert sorted(listed) == [p.stem for p in ui]
+    for path in ui:
+        served = comfy.get(f"/api/workflow_templates/{comfy.pack_name}/{path.name}").content
+        assert json.loads(served) == json.loads(path.read_text())
+        assert (ROOT / "example_workflows" / "api" / f"{path.stem}_api.json").is_file()
 
 
 def test_bad_input_in_a_graph_fails_clearly_and_the_server_goes_on(comfy, astronaut, tiny_model):
@@ -587,7 +641,7 @@ def moving_clip(comfy, tmp_path_factory):
     return comfy.upload_image(path), path, clip
 
 
-@pytest.mark.parametrize("path", VIDEO_WORKFLOWS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", VIDEO_WORKFLOWS, ids=_id)
 def test_video_workflow_restores_a_clip_and_keeps_its_frames_rate_and_sound(comfy, moving_clip, tiny_model,
                                                                             tmp_path, path):
     """Load Video → Get Video Components → GFPGAN Restore Faces (smoothing, fps wired) → Create Video
@@ -620,9 +674,6 @@ def test_video_workflow_restores_a_clip_and_keeps_its_frames_rate_and_sound(comf
         edge = np.concatenate([diff[:12].ravel(), diff[-12:].ravel(), diff[:, :12].ravel(), diff[:, -12:].ravel()])
         assert edge.mean() < 8, f"frame {k}: pixels away from the face changed ({edge.mean():.1f})"
 
-    assert path.stem in comfy.get("/workflow_templates").json().get(comfy.pack_name, [])
-    served = comfy.get(f"/api/workflow_templates/{comfy.pack_name}/{path.name}").content
-    assert json.loads(served) == json.loads(path.read_text())
 
 
 def tiff_frames(frames: np.ndarray) -> bytes:
@@ -672,3 +723,57 @@ def test_detect_faces_with_smoothing_keeps_a_face_s_number_when_another_appears(
     assert per_frame[-1][:, 256:].max() == 0
     previews = [decode(b) for b in comfy.output_images(entry, "save_preview")]
     assert len(previews) == 6 and previews[0].shape == (256, 512, 3)
+
+
+# ------------------------------------------------------------------------- ComfyUI's model management
+def _ours(state: dict) -> set[str]:
+    return {m["class"] for m in state["loaded"]}
+
+
+def _wait_for(comfy, done, timeout: float = 30.0) -> dict:
+    import time
+
+    t0 = time.monotonic()
+    while True:
+        state = comfy.loaded_models()
+        if done(state) or time.monotonic() - t0 > timeout:
+            return state
+        time.sleep(0.2)
+
+
+def test_models_are_handed_to_comfyui_model_management(comfy, astronaut, tiny_model, parser_file,
+                                                       upscale_model_file):
+    """While a prompt runs, the restorer and the parser are in ComfyUI's list of loaded models (the
+    probe node sees them after GFPGAN Restore Faces); the wired upscale model is loaded for the node's
+    run only. /free with unload_models takes them out of the list, though the prompt cache still holds
+    the loader outputs (a rerun loads them again); with free_memory as well the cache lets go and the
+    networks themselves are freed."""
+    name, _ = astronaut
+    graph = {"image": {"class_type": "LoadImage", "inputs": {"image": name}},
+             "model": node(comfy, "GFPGANModelLoader", {}, {"model_name": tiny_model, "device": "auto"}),
+             "detector": node(comfy, "GFPGANFaceDetectorLoader", {}, {"detector": "embedded"}),
+             "parser": node(comfy, "GFPGANFaceParserLoader", {}, {"parser_name": parser_file, "device": "auto"}),
+             "upscaler": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": upscale_model_file}}}
+    graph["restore"] = node(comfy, "GFPGANRestoreFaces", {
+        "IMAGE": ["image", 0], "GFPGAN_MODEL": ["model", 0], "FACE_DETECTOR": ["detector", 0],
+        "FACE_PARSER": ["parser", 0], "UPSCALE_MODEL": ["upscaler", 0]}, {"mask": "parsing"})
+    graph["probe"] = {"class_type": "GFPTestLoadedModels", "inputs": {"after": ["restore", 0]}}
+    managed = {"GFPGANv1Clean", "ParseNet"}
+
+    during = comfy.run(graph, timeout=180)["outputs"]["probe"]["loaded"]
+    assert managed <= {m["class"] for m in during}, during
+    assert all(m["bytes"] > 0 for m in during), during  # counted by their size
+    assert "RRDBNet" not in {m["class"] for m in during}, "the upscale model was left loaded without an owner"
+
+    comfy.free(unload_models=True)
+    state = _wait_for(comfy, lambda s: not managed & _ours(s))
+    assert not managed & _ours(state), state
+    assert state["seen_alive"] >= 2, state  # the cached loader outputs still hold the networks
+
+    graph["restore"]["inputs"]["fidelity"] = 0.9  # the restore runs again, on the cached loader outputs
+    again = comfy.run(graph, timeout=180)["outputs"]["probe"]["loaded"]
+    assert managed <= {m["class"] for m in again}, again
+
+    comfy.free(unload_models=True, free_memory=True)
+    state = _wait_for(comfy, lambda s: not managed & _ours(s) and s["seen_alive"] == 0)
+    assert not managed & _ours(state) and state["seen_alive"] == 0, state

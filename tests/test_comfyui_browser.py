@@ -22,7 +22,34 @@ from comfy_server import input_spec
 pytestmark = pytest.mark.heavy
 
 ROOT = Path(__file__).resolve().parents[1]
-UI_WORKFLOWS = sorted(p for p in (ROOT / "example_workflows").glob("*.json") if not p.name.endswith("_api.json"))
+#: the UI examples, and the same as saved with the classic node definitions (tests/data/saved_workflows):
+#: both must load; a saved copy still equal to its example is loaded once
+EXAMPLES = sorted((ROOT / "example_workflows").glob("*.json"))
+SAVED = sorted(p for p in (ROOT / "tests" / "data" / "saved_workflows").glob("*.json")
+               if not p.name.endswith("_api.json"))
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    seen, out = set(), []
+    for path in paths:
+        key = json.dumps(json.loads(path.read_text()), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+UI_WORKFLOWS = _unique(SAVED + EXAMPLES)
+
+
+def api_version(path: Path) -> Path:
+    """X_api.json for the UI workflow X.json: example_workflows/api/, or beside a saved copy."""
+    folder = path.parent / "api" if path.parent.name == "example_workflows" else path.parent
+    return folder / f"{path.stem}_api.json"
+
+
+def _id(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
 THUMBNAIL_WIDTH = 1024
 
 #: the node types of each loaded graph that the page does not know, and any warning dialog's text
@@ -116,7 +143,7 @@ def test_an_unknown_node_type_is_detected(page):
     assert not missing_warning(page.evaluate(CHECK_JS)["dialogs"]), "the warning did not close"
 
 
-@pytest.mark.parametrize("path", UI_WORKFLOWS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", UI_WORKFLOWS, ids=_id)
 def test_ui_workflow_loads_without_missing_nodes(page, artifacts, path):
     workflow = json.loads(path.read_text())
     state = load(page, workflow)
@@ -131,7 +158,7 @@ def test_ui_workflow_loads_without_missing_nodes(page, artifacts, path):
 
     thumb = canvas_png(page, workflow)
     (artifacts / f"{path.stem}_canvas.png").write_bytes(thumb)
-    if os.environ.get("GFP_WRITE_THUMBNAILS") == "1":
+    if os.environ.get("GFP_WRITE_THUMBNAILS") == "1" and path.parent.name == "example_workflows":
         import numpy as np
         from PIL import Image
 
@@ -146,13 +173,12 @@ def test_ui_workflow_loads_without_missing_nodes(page, artifacts, path):
         img.save(path.with_suffix(".png"), optimize=True)
 
 
-@pytest.mark.parametrize("path", [p for p in UI_WORKFLOWS if p.with_name(p.stem + "_api.json").exists()],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in UI_WORKFLOWS if api_version(p).exists()], ids=_id)
 def test_ui_workflow_queues_its_api_version(page, comfy, path):
     """The frontend turns X.json into X_api.json: the same nodes, links and values. Anything more is a
     widget at its default: an input the node gained after the workflow was saved meets an old
     workflow that way (the frontend fills the widget values it lacks with the defaults)."""
-    api = json.loads(path.with_name(path.stem + "_api.json").read_text())
+    api = json.loads(api_version(path).read_text())
     load(page, json.loads(path.read_text()))
     prompt = page.evaluate(PROMPT_JS)
     info = comfy.object_info()
@@ -165,5 +191,6 @@ def test_ui_workflow_queues_its_api_version(page, comfy, path):
         spec = input_spec(info[item["class_type"]])
         for name in set(queued["inputs"]) - set(item["inputs"]):
             kind, options = spec[name]
-            default = options.get("default", kind[0] if isinstance(kind, list) else None)
+            listed = kind if isinstance(kind, list) else options.get("options", [None])
+            default = options.get("default", listed[0])
             assert queued["inputs"][name] == default, f"node {nid} {item['class_type']}.{name}"

@@ -5,6 +5,7 @@ A workflow is untrusted input (shared as JSON or PNG metadata): a model_name suc
 """
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -22,21 +23,14 @@ PACK = "gfp_pack_loader_test"
 
 
 @pytest.fixture
-def loaders():
-    """The pack's loader nodes, imported the way ComfyUI imports the pack (here without ComfyUI)."""
+def loaders():  # (the loaders module, the faces module)
+    """What the pack's nodes do, imported the way ComfyUI imports the pack (here without ComfyUI: the node
+    definitions need it, their work does not)."""
     try:
-        pack = import_pack(PACK)
-        yield pack.NODE_CLASS_MAPPINGS
+        import_pack(PACK)
+        yield importlib.import_module(f"{PACK}.nodes.loaders"), importlib.import_module(f"{PACK}.nodes.faces")
     finally:
         forget_modules(PACK)
-
-
-def _model_node(loaders):
-    return next(cls for cls in loaders.values() if cls.RETURN_TYPES == ("GFPGAN_MODEL",))()
-
-
-def _detector_node(loaders):
-    return next(cls for cls in loaders.values() if cls.RETURN_TYPES == ("FACE_DETECTOR",))()
 
 
 @pytest.mark.parametrize("outside", ["absolute", "traversal", "registry-filename"])
@@ -54,14 +48,14 @@ def test_model_loader_refuses_a_file_it_does_not_offer(loaders, isolated, tiny_c
     if outside == "registry-filename":  # a registry file name would be opened relative to the working directory
         (workdir / "GFPGANv1.4.pth").write_bytes(tiny_checkpoint.read_bytes())
     with pytest.raises(UnknownModelError) as err:
-        _model_node(loaders).load(model_name=name, device="cpu", dtype="fp32")
+        loaders[0].load_restorer(model_name=name, device="cpu", dtype="fp32")
     message = str(err.value)
     assert repr(name) in message and "GFPGANv1.4" in message and "facerestore_models" in message
 
 
 def test_model_loader_refuses_etc_passwd(loaders, isolated):
     with pytest.raises(GFPError, match=r"'/etc/passwd' is neither a file in the facerestore_models"):
-        _model_node(loaders).load(model_name="/etc/passwd", device="cpu", dtype="fp32")
+        loaders[0].load_restorer(model_name="/etc/passwd", device="cpu", dtype="fp32")
 
 
 def test_model_loader_accepts_registry_names(loaders, isolated, tiny_checkpoint, monkeypatch):
@@ -70,7 +64,7 @@ def test_model_loader_accepts_registry_names(loaders, isolated, tiny_checkpoint,
     (folder / "GFPGANv1.4.pth").write_bytes(tiny_checkpoint.read_bytes())
     monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
     monkeypatch.setenv("GFP_ALLOW_UNVERIFIED", "1")  # random weights under the v1.4 name
-    (model,) = _model_node(loaders).load(model_name="GFPGANv1.4", device="cpu", dtype="fp32")
+    model = loaders[0].load_restorer(model_name="GFPGANv1.4", device="cpu", dtype="fp32").value
     on_disk = read_state_dict(folder / "GFPGANv1.4.pth")
     assert all(torch.equal(value, on_disk[key]) for key, value in model.state_dict().items())
 
@@ -78,7 +72,7 @@ def test_model_loader_accepts_registry_names(loaders, isolated, tiny_checkpoint,
 @pytest.mark.parametrize("name", ["/etc/passwd", "../detection_Resnet50_Final.pth", "retinaface_resnet50.pth"])
 def test_detector_loader_takes_names_only(loaders, isolated, name):
     with pytest.raises((GFPError, ValueError)) as err:
-        _detector_node(loaders).load(detector=name, device="cpu")
+        loaders[0].load_face_detector(detector=name, device="cpu")
     assert "retinaface_resnet50" in str(err.value) and "embedded" in str(err.value)
 
 
@@ -101,19 +95,24 @@ def test_inside_comfyui_only_files_in_the_model_folder_are_opened(tmp_path, tiny
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import folder_paths
         folder_paths.add_model_folder_path("facerestore_models", {str(folder)!r})
+        from comfy.cli_args import args
+        args.cpu = True
+        import asyncio
         from helpers import import_pack
         pack = import_pack("gfp_pack_in_comfy")
-        node = pack.NODE_CLASS_MAPPINGS["GFPGANModelLoader"]()
-        choices = pack.NODE_CLASS_MAPPINGS["GFPGANModelLoader"].INPUT_TYPES()["required"]["model_name"][0]
+        [node] = [n for n in asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
+                  if n.GET_SCHEMA().node_id == "GFPGANModelLoader"]
+        choices = node.INPUT_TYPES()["required"]["model_name"][1]["options"]
         assert "mine.pth" in choices, choices
-        (model,) = node.load("mine.pth", "cpu", "fp32")
+        (model,) = node.execute("mine.pth", "cpu", "fp32")
+        model = model.value
         import torch
         from gfp_core.weights import read_state_dict
         on_disk = read_state_dict({str(folder / "mine.pth")!r})
         print("loaded mine.pth:", all(torch.equal(v, on_disk[k]) for k, v in model.state_dict().items()))
         for name in ({str(outside)!r}, "../outside.pth", "/etc/passwd"):
             try:
-                node.load(name, "cpu", "fp32")
+                node.execute(name, "cpu", "fp32")
             except Exception as exc:
                 print("refused", type(exc).__name__, name)
     """)
@@ -131,9 +130,8 @@ def test_a_bad_option_is_named_by_the_node_input(loaders):
     from gfp_core.errors import InvalidOptionError
     from gfp_core.face.detection import load_detector
 
-    detect = loaders["GFPGANDetectFaces"]()
     with pytest.raises(InvalidOptionError) as caught:
-        detect.detect(torch.zeros(1, 64, 64, 3), load_detector("embedded"), 1.5, "all", "", 0, 0)
+        loaders[1].detect(torch.zeros(1, 64, 64, 3), load_detector("embedded"), 1.5, "all", "", 0, 0)
     assert caught.value.setting == "threshold"
     assert str(caught.value).startswith("threshold must be above 0 and at most 1, got 1.5")
     assert "--" not in str(caught.value)

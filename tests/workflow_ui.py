@@ -4,9 +4,9 @@
 order of each node's widget inputs) and lays the nodes out left to right by depth (longest path from
 a source node), each column stacked top to bottom in the order of the API graph's ids.
 
-Regenerate the UI workflows next to the API ones with a running server (started here)::
+Regenerate the UI workflows from the API ones with a running server (started here)::
 
-    python tests/workflow_ui.py            # writes example_workflows/X.json for each X_api.json
+    python tests/workflow_ui.py            # writes example_workflows/X.json for each api/X_api.json
     python tests/workflow_ui.py gfpgan_video   # only that one
 """
 from __future__ import annotations
@@ -115,7 +115,8 @@ def to_ui(graph: dict, object_info: dict) -> dict:
                 slot_inputs.append({"name": name, "type": _type_name(kind), "link": None})
             if widget:  # the frontend matches widgets_values to the widgets by position: one each
                 if value is None or _is_link(value):
-                    value = options.get("default", kind[0] if isinstance(kind, list) and kind else None)
+                    listed = kind if isinstance(kind, list) else options.get("options") or [None]
+                    value = options.get("default", listed[0])
                 widgets.append(value)
                 if options.get("control_after_generate"):
                     widgets.append("fixed")
@@ -170,13 +171,14 @@ def to_ui(graph: dict, object_info: dict) -> dict:
 
 
 def write_ui_workflows(object_info: dict, folder: Path, names: list[str] | None = None) -> list[Path]:
-    """``folder/X.json`` (UI format) for each ``folder/X_api.json`` (or only for the ``names`` X given)."""
+    """``folder/X.json`` (UI format) for each ``folder/api/X_api.json`` (or only for the ``names`` X given):
+    the template browser lists ``folder/*.json``, the API versions stay out of it."""
     written = []
-    for api in sorted(Path(folder).glob("*_api.json")):
+    for api in sorted((Path(folder) / "api").glob("*_api.json")):
         if names and api.name[: -len("_api.json")] not in names:
             continue
         ui = to_ui(json.loads(api.read_text()), object_info)
-        out = api.with_name(api.name[: -len("_api.json")] + ".json")
+        out = Path(folder) / (api.name[: -len("_api.json")] + ".json")
         out.write_text(json.dumps(ui, indent=2) + "\n")
         written.append(out)
     return written
