@@ -25,7 +25,7 @@ CLI_WORDS = {
     "min_face_size": "--min-face-size", "background": "--bg-upsampler", "background_tile": "--bg-tile",
     "device": "--device", "dtype": "--dtype", "model": "--model", "max_pixels": "--max-pixels",
     "max_output_pixels": "--max-output-pixels", "batch_size": "--batch-size", "smoothing": "--smoothing",
-    "crf": "--crf",
+    "steady": "--steady", "crf": "--crf",
 }
 
 
@@ -241,7 +241,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         colour_match=args.colour_match, score_threshold=args.threshold, detect_max_side=args.detect_max_side,
         min_face_size=args.min_face_size, select=args.select,
         indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
-        smoothing=args.smoothing, background=args.bg_upsampler, background_tile=args.bg_tile,
+        smoothing=args.smoothing, steady=args.steady, background=args.bg_upsampler, background_tile=args.bg_tile,
         max_pixels=args.max_pixels, max_output_pixels=args.max_output_pixels, allow_unverified=args.allow_unverified,
         exact=args.exact)
     info = restorer.model_info
@@ -454,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_convert)
 
+    from .face.steady import DEFAULT_STRENGTH as DEFAULT_STEADY
     from .face.track import DEFAULT_STRENGTH
     from .video import VIDEO_SUFFIXES
 
@@ -509,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoothing", type=float, default=DEFAULT_STRENGTH,
                    help=f"videos: {options.SMOOTHING.what}, 1 = most; {_span(options.SMOOTHING)} "
                         f"(default {DEFAULT_STRENGTH:g})")
+    p.add_argument("--steady", type=float, default=DEFAULT_STEADY,
+                   help=f"videos: {options.STEADY.what}, 1 = most; {_span(options.STEADY)} "
+                        f"(default {DEFAULT_STEADY:g})")
     p.add_argument("--frames", action="store_true",
                    help="videos: also write every restored frame as PNG to OUTPUT/restored_frames/NAME/")
     p.add_argument("--codec", help="videos: encoder, libx264 (H.264: the default, .webm excepted), libvpx-vp9 "

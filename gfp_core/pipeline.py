@@ -20,6 +20,7 @@ from .background import BackgroundUpsampler
 from .device import resolve_device, resolve_dtype
 from .engine import Engine, EngineOptions
 from .face.detection import MIN_EYE_DISTANCE, FaceDetector
+from .face.steady import DEFAULT_STRENGTH as DEFAULT_STEADY
 from .face.track import DEFAULT_STRENGTH
 from .face.types import Face
 from .options import BACKGROUND_TILE, DETECTORS, MAX_PIXELS, PARSERS, THRESHOLD, UPSCALE, VISIBILITY
@@ -64,7 +65,9 @@ class FaceRestorer:
     (``parser``: parsenet or bisenet). ``select``/``indices``/``max_faces``: see
     :func:`gfp_core.face.select.select_faces`. ``smoothing``: for the frames of a video
     (:func:`gfp_core.video.restore_video` with :attr:`engine`), how strongly the faces' alignment is
-    smoothed in time (:mod:`gfp_core.face.track`; 0 = every frame on its own, as the official code).
+    smoothed in time (:mod:`gfp_core.face.track`; 0 = every frame on its own, as the official code),
+    and ``steady``: how strongly each restored face is blended with the frame before's while it
+    stands still (:mod:`gfp_core.face.steady`; 0 = off).
     ``background``: 'lanczos' or a Real-ESRGAN model
     (``realesrgan_x2plus``, ``realesr_general_x4v3``) run in tiles of ``background_tile`` pixels.
     ``score_threshold``: detection cut in (0, 1] (None: the detector's default). ``max_pixels``
@@ -86,7 +89,7 @@ class FaceRestorer:
                  parser: str | nn.Module = "parsenet", colour_match: bool = False, score_threshold: float | None = None,
                  detect_max_side: int = 1280, min_face_size: float = 0, min_eye_distance: float = MIN_EYE_DISTANCE,
                  select: str = "all", indices: Sequence[int] | None = None, max_faces: int | None = None,
-                 smoothing: float = DEFAULT_STRENGTH, background: str | BackgroundUpsampler = "lanczos",
+                 smoothing: float = DEFAULT_STRENGTH, steady: float = DEFAULT_STEADY, background: str | BackgroundUpsampler = "lanczos",
                  background_tile: int = 400,
                  memory_budget_mb: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
@@ -115,7 +118,7 @@ class FaceRestorer:
             upscale=UPSCALE.check(upscale), fidelity=fidelity, visibility=VISIBILITY.check(visibility), mask=mask,
             colour_match=colour_match, score_threshold=score_threshold, detect_max_side=detect_max_side,
             min_face_size=min_face_size, min_eye_distance=min_eye_distance, select=select,
-            indices=tuple(indices) if indices else None, max_faces=max_faces, smoothing=smoothing,
+            indices=tuple(indices) if indices else None, max_faces=max_faces, smoothing=smoothing, steady=steady,
             memory_budget_mb=memory_budget_mb, max_output_pixels=max_output_pixels)
         self.fidelity = self.options.fidelity
         self.visibility = self.options.visibility

@@ -30,6 +30,8 @@ BAD = [
     ("max_faces", 0, "max_faces", "--max-faces"),
     ("max_pixels", 0, "max_pixels", "--max-pixels"),
     ("max_output_pixels", 0, "max_output_pixels", "--max-output-pixels"),
+    ("smoothing", 1.5, "smoothing", "--smoothing"),
+    ("steady", -0.2, "steady", "--steady"),
 ]
 
 
