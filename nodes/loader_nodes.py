@@ -4,7 +4,6 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import host, loaders
-from .messages import comfy_errors
 from .sockets import CATEGORY, FaceDetector, FaceParser, GFPGANModel, device_input
 
 
@@ -33,7 +32,6 @@ class GFPGANModelLoader(io.ComfyNode):
         return loaders.file_fingerprint(host.RESTORE_FOLDER, model_name)  # a replaced file is loaded again
 
     @classmethod
-    @comfy_errors
     def execute(cls, model_name: str, device: str, dtype: str) -> io.NodeOutput:
         return io.NodeOutput(loaders.load_restorer(model_name, device, dtype))
 
@@ -56,7 +54,6 @@ class GFPGANFaceDetectorLoader(io.ComfyNode):
         )
 
     @classmethod
-    @comfy_errors
     def execute(cls, detector: str, device: str) -> io.NodeOutput:
         return io.NodeOutput(loaders.load_face_detector(detector, device))
 
@@ -84,7 +81,6 @@ class GFPGANFaceParserLoader(io.ComfyNode):
         return loaders.file_fingerprint(host.RESTORE_FOLDER, parser_name)
 
     @classmethod
-    @comfy_errors
     def execute(cls, parser_name: str, device: str) -> io.NodeOutput:
         return io.NodeOutput(loaders.load_face_parser(parser_name, device))
 

@@ -17,6 +17,7 @@ from gfp_core.weights.registry import MODELS
 
 from . import host
 from .memory import Managed
+from .messages import comfy_errors
 
 DEVICES = list(options.DEVICES.names)
 DTYPES = list(DTYPE_NAMES)
@@ -52,6 +53,7 @@ def restorer_reference(model_name: str) -> str:
         f"GFPGAN model; choose one of: {', '.join(choices)}")
 
 
+@comfy_errors
 def load_restorer(model_name: str, device: str, dtype: str) -> Managed:
     target = host.device(device)
     module = load_model(restorer_reference(model_name), device=target, dtype=dtype)
@@ -59,6 +61,7 @@ def load_restorer(model_name: str, device: str, dtype: str) -> Managed:
 
 
 # ----------------------------------------------------------------------------------------- detector
+@comfy_errors
 def load_face_detector(detector: str, device: str) -> Managed:
     if detector not in DETECTOR_NAMES:  # names only, never a path
         raise UnknownModelError(f"detector {detector!r} is not one of: {', '.join(DETECTOR_NAMES)}")
@@ -85,6 +88,7 @@ def parser_choices() -> tuple[list[str], str]:
     return files + known, files[0] if files else "parsenet"
 
 
+@comfy_errors
 def load_face_parser(parser_name: str, device: str) -> Managed:
     target = host.device(device)
     files = parser_files()

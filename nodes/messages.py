@@ -1,9 +1,9 @@
 """gfp_core's messages in ComfyUI's words.
 
 The library's error messages end with what to do next, sometimes naming a command-line flag of the
-CLI (``--device cpu``); inside ComfyUI those flags mean nothing. ``comfy_errors``
-wraps a node's function so that such hints name the node's inputs (or the environment variable that
-the ComfyUI process reads) instead. The exception is the library's own, its message rewritten.
+CLI (``--device cpu``) or a way of giving a file that the nodes do not offer (a path); inside ComfyUI
+those mean nothing. ``comfy_errors`` wraps a node's function so that such hints name the node's inputs,
+ComfyUI's model folders (or the environment variable that the ComfyUI process reads) instead. The exception is the library's own, its message rewritten.
 """
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ _REWRITES: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), r) for p, 
     (r"--device ([\w.:]+)", r"device \1 on the loader node"),
     (r"accept it with --allow-unverified \(allow_unverified=True, or GFP_ALLOW_UNVERIFIED=1\)",
      "start ComfyUI with the environment variable GFP_ALLOW_UNVERIFIED=1"),
+    # where weights go: ComfyUI's model folders (a node takes names from its list, never a path)
+    (r"\(add folders with GFP_MODEL_DIRS\), or pass its path directly\.",
+     "(in ComfyUI: models/facerestore_models, and models/facedetection for the face detectors; refresh the page "
+     "to list a file just added)."),
+    (r"For other models pass a registry name \(python -m gfp_core models\)\.",
+     "For a known model, choose its name in model_name instead of a file."),
     (r" \((?:--[\w-]+(?:, )?)+(?:[\w_]+=[\w]*)?\)", ""),   # "(--flag, keyword=)" asides
     (r" ?\(?--[a-z][\w-]*\)?", ""),
 ))

@@ -406,6 +406,30 @@ def test_the_template_browser_lists_only_the_ui_examples(comfy):
         assert (ROOT / "example_workflows" / "api" / f"{path.stem}_api.json").is_file()
 
 
+def test_each_node_has_a_help_page(comfy):
+    """The frontend's node help for a custom pack reads /extensions/<pack>/docs/<node id>.md (the
+    pack's WEB_DIRECTORY): one page per node, naming every input and output."""
+    info = comfy.object_info()
+    for name, display_name in DISPLAY_NAMES.items():
+        page = comfy.get(f"/extensions/{comfy.pack_name}/docs/{name}.md").text
+        assert page.startswith(f"# {display_name}\n"), page[:80]
+        for input_name in input_spec(info[name]):
+            assert f"`{input_name}`" in page, f"{name}: the help page does not mention {input_name}"
+        for output_name in info[name]["output_name"]:
+            assert f"`{output_name}`" in page, f"{name}: the help page does not mention {output_name}"
+
+
+def test_registry_metadata():
+    """[tool.comfy] for the Comfy Registry: publisher, display name and an icon that ships with the pack."""
+    import tomllib
+
+    comfy_table = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["comfy"]
+    assert comfy_table["PublisherId"] and comfy_table["DisplayName"]
+    icon = Image.open(ROOT / comfy_table["Icon"])
+    assert icon.format == "PNG" and icon.width == icon.height <= 400
+    assert isinstance(comfy_table.get("includes"), list)
+
+
 def test_bad_input_in_a_graph_fails_clearly_and_the_server_goes_on(comfy, astronaut, tiny_model):
     name, img = astronaut
     base = {"image": {"class_type": "LoadImage", "inputs": {"image": name}}, **loaders(comfy, tiny_model)}

@@ -135,3 +135,15 @@ def test_a_bad_option_is_named_by_the_node_input(loaders):
     assert caught.value.setting == "threshold"
     assert str(caught.value).startswith("threshold must be above 0 and at most 1, got 1.5")
     assert "--" not in str(caught.value)
+
+
+def test_a_missing_model_is_explained_in_comfyui_s_words(loaders, isolated):
+    """Offline and not on disk: the message names ComfyUI's model folders, no command-line flag and no
+    way of giving a path (a node takes only names from its list)."""
+    from gfp_core.errors import WeightsNotFoundError
+
+    with pytest.raises(WeightsNotFoundError) as caught:
+        loaders[0].load_restorer(model_name="GFPGANv1.4", device="cpu", dtype="fp32")
+    message = str(caught.value)
+    assert "models/facerestore_models" in message and "GFPGANv1.4.pth" in message
+    assert "pass its path" not in message and "GFP_MODEL_DIRS" not in message and " --" not in message
