@@ -196,7 +196,8 @@ def test_messages_are_short_and_name_no_server_folder(client, web_demo):
 # --- clips ------------------------------------------------------------------------------------------
 
 VIDEO_DEFAULTS = dict(model="v1.4", fidelity=1.0, visibility=1.0, upscale=1, detector="embedded", threshold=0.9,
-                      faces="all", indices="", mask="parsing", background="lanczos", smoothing=0.5)
+                      faces="all", indices="", mask="parsing", background="lanczos", smoothing=0.5,
+                      steady=1.0)
 CLIP_FPS = 15
 
 
@@ -240,7 +241,8 @@ def test_clips_the_demo_cannot_take_get_one_clear_message(client, tmp_path):
     cases = [(long, {}, r"^long\.mp4 is 21\.0 s long, over this demo's limit of 20 s; trim it to 20 s or less$"),
              (broken, {}, r"^wedding\.mp4: not a readable video"),
              (PHOTO, {}, r"^astronaut\.jpg: not a supported video container .*a picture: restore it as an image"),
-             (long, {"smoothing": 1.5}, r"^Smoothing must be between 0 and 1, got 1\.5$")]
+             (long, {"smoothing": 1.5}, r"^Smoothing must be between 0 and 1, got 1\.5$"),
+             (long, {"steady": -1}, r"^Steady faces must be between 0 and 1, got -1(\.0)?$")]
     for video, options, expected in cases:
         with pytest.raises(AppError) as caught:
             restore_video(client, video, **options)

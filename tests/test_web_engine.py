@@ -265,7 +265,8 @@ def test_a_clip_comes_back_with_its_frames_rate_and_sound(engine, clip_file, mon
     assert [p.name for p in outcome.file.parent.iterdir()] == [outcome.file.name]  # no work folder left
     # the engine: the photo path's limits, the tab's smoothing, the clip's own rate, never resumed
     (options, kwargs), = built
-    assert (options.smoothing, options.fps, options.face_limit, options.upscale) == (0.5, FPS, engine.max_faces, 1)
+    assert (options.smoothing, options.steady, options.fps, options.face_limit, options.upscale) == \
+        (0.5, 1.0, FPS, engine.max_faces, 1)
     assert options.max_output_pixels == engine.max_output_pixels and kwargs["resume"] is False
     # progress in frames, rising to the end
     texts = [text for _, text in reports]

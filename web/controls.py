@@ -8,7 +8,7 @@ import gradio as gr
 
 from gfp_core import options
 
-from .engine import LABELS, MODEL_CHOICES, InvalidOptionError, RestoreOptions, VideoOptions, short
+from .engine import DEFAULT_STEADY, LABELS, MODEL_CHOICES, InvalidOptionError, RestoreOptions, VideoOptions, short
 
 #: how the page names some choices; the choices themselves (which, and their order) are gfp_core.options',
 #: and a choice without a name here shows its description from there
@@ -87,6 +87,11 @@ def smoothing_control(value: float) -> gr.Slider:
                      min_width=140)
 
 
+def steady_control(value: float) -> gr.Slider:
+    return gr.Slider(*_slider(options.STEADY), value=value, step=0.05, label=LABELS["steady"],
+                     info="restored faces held steady while they stand still (0: off)", min_width=140)
+
+
 # --- what comes back --------------------------------------------------------------------------------
 
 def number(name: str, value: Any) -> float:
@@ -116,9 +121,11 @@ def make_options(model: Any, fidelity: Any, visibility: Any, upscale: Any, detec
 
 
 def make_video_options(model: Any, fidelity: Any, visibility: Any, upscale: Any, detector: Any, threshold: Any,
-                       faces: Any, indices: Any, mask: Any, background: Any, smoothing: Any) -> VideoOptions:
+                       faces: Any, indices: Any, mask: Any, background: Any, smoothing: Any,
+                       steady: Any = DEFAULT_STEADY) -> VideoOptions:
     """The Video tab's (or an API caller's) values as checked options."""
     checked = VideoOptions(**_face_values(model, fidelity, visibility, upscale, detector, threshold, faces,
-                                          indices, mask, background), smoothing=number("smoothing", smoothing))
+                                          indices, mask, background), smoothing=number("smoothing", smoothing),
+                           steady=number("steady", steady))
     checked.check()
     return checked

@@ -30,6 +30,7 @@ from gfp_core import options, video
 from gfp_core.face.detection import EmbeddedRetinaFace, load_detector
 from gfp_core.face.preview import draw_faces
 from gfp_core.face.select import parse_indices
+from gfp_core.face.steady import DEFAULT_STRENGTH as DEFAULT_STEADY
 from gfp_core.image import DEFAULT_MAX_PIXELS, read_picture, to_picture, write_image
 from gfp_core.weights import LoadedModel, ModelInfo, load_model, load_model_with_info
 
@@ -53,7 +54,7 @@ assert OUTPUT_FORMATS.names == tuple(FORMAT_SUFFIXES)
 LABELS = {"model": "GFPGAN version", "fidelity": "Fidelity", "visibility": "Visibility", "upscale": "Upscale",
           "detector": "Face detector", "threshold": "Detection threshold", "select": "Which faces",
           "indices": "Face numbers to restore", "mask": "Blending mask", "background": "Background",
-          "output_format": "Download format", "smoothing": "Smoothing"}
+          "output_format": "Download format", "smoothing": "Smoothing", "steady": "Steady faces"}
 #: the words messages use for settings: the controls' labels; the image limits are the server's (None:
 #: a visitor cannot raise them, so a message over a limit says what else to do)
 MESSAGE_WORDS = {**LABELS, "max_pixels": None, "max_output_pixels": None}
@@ -117,15 +118,17 @@ class RestoreOptions:
 @dataclass(frozen=True)
 class VideoOptions(RestoreOptions):
     """The Video tab's controls: the photo's (but for the download format: a clip comes back as MP4)
-    and ``smoothing``. A clip keeps its size unless asked (upscale 1)."""
+    and ``smoothing`` and ``steady``. A clip keeps its size unless asked (upscale 1)."""
 
     upscale: int = 1
     smoothing: float = 0.5
+    steady: float = DEFAULT_STEADY
 
     def check(self) -> None:
         super().check()
         with options.speaking(LABELS):
             options.SMOOTHING.check(self.smoothing)
+            options.STEADY.check(self.steady)
 
 
 @dataclass
@@ -364,7 +367,7 @@ class RestoreEngine:
     def _engine(self, options: RestoreOptions, clock: Deadline, tell: Callable[[float, str], None],
                 **clip: Any) -> tuple[Engine, list[str], ModelInfo]:
         """The :class:`Engine` for ``options`` on the shared models (``clip``: the clip's engine
-        options, smoothing and fps), the notes about stand-ins for missing weights, and what the
+        options: smoothing, steady and fps), the notes about stand-ins for missing weights, and what the
         GFPGAN weights are."""
         indices = parse_indices(options.indices) if options.faces == "indices" else None
         tell(0.0, f"Loading {model_title(options.model)}")
@@ -413,7 +416,7 @@ class RestoreEngine:
     def _restore_video(self, src: Path, info: video.VideoInfo, options: VideoOptions, start: float,
                        clock: Deadline, tell: Callable[[float, str], None]) -> ClipOutcome:
         # the clip's own rate times the tracks (their smoothing is in seconds)
-        engine, notes, model_info = self._engine(options, clock, tell, smoothing=options.smoothing,
+        engine, notes, model_info = self._engine(options, clock, tell, smoothing=options.smoothing, steady=options.steady,
                                                  fps=min(float(info.fps), MAX_FPS))
         stage_now = ["finding faces"]
 

@@ -29,7 +29,7 @@ def video_tab(engine: RestoreEngine, cache_dir: Path) -> Dependency:
     run_video = on_accelerator(video_job, VIDEO_GPU_SECONDS)
 
     def restore_video(clip, model, fidelity, visibility, upscale, detector, threshold, faces, indices, mask,
-                      background, smoothing, progress=gr.Progress(track_tqdm=True)):
+                      background, smoothing, steady, progress=gr.Progress(track_tqdm=True)):
         """Restore the faces in a short video clip.
 
         Returns the restored clip (MP4, H.264, with the clip's sound), the same file for download, and
@@ -38,7 +38,7 @@ def video_tab(engine: RestoreEngine, cache_dir: Path) -> Dependency:
         try:
             path, name = uploaded_video(clip, cache_dir)
             options = c.make_video_options(model, fidelity, visibility, upscale, detector, threshold, faces,
-                                           indices, mask, background, smoothing)
+                                           indices, mask, background, smoothing, steady)
             outcome = run_video(str(path), options)
         except Exception as exc:  # noqa: BLE001 (every failure becomes a short message; the log has it all)
             raise refuse("video", exc, path, name) from None
@@ -52,7 +52,9 @@ def video_tab(engine: RestoreEngine, cache_dir: Path) -> Dependency:
             with gr.Row():
                 upscale = c.upscale_control(DEFAULTS.upscale, info="size of the result (1: as the clip)")
                 fidelity = c.fidelity_control(DEFAULTS.fidelity)
-            smoothing = c.smoothing_control(DEFAULTS.smoothing)
+            with gr.Row():
+                smoothing = c.smoothing_control(DEFAULTS.smoothing)
+                steady = c.steady_control(DEFAULTS.steady)
             button = gr.Button("Restore the video", variant="primary", elem_id="restore-video")
             with gr.Accordion("Advanced", open=False, elem_id="video-advanced"):
                 with gr.Row():
@@ -72,5 +74,5 @@ def video_tab(engine: RestoreEngine, cache_dir: Path) -> Dependency:
 
     return button.click(
         restore_video, [clip, model, fidelity, visibility, upscale, detector, threshold, faces, indices, mask,
-                        background, smoothing],
+                        background, smoothing, steady],
         [result, download, summary], api_name="restore_video", preprocess=False, concurrency_id="restore")
