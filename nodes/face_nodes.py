@@ -19,7 +19,10 @@ def _output(outputs: tuple, notes: list[str]) -> io.NodeOutput:
 
 
 def _check_selection(select: str, indices: str) -> bool | str:
-    """Before the prompt runs: a face choice that cannot work is reported on the node."""
+    """Before the prompt runs: a face choice that cannot work is reported on the node (a linked
+    input has no value yet: it is checked when the node runs)."""
+    if select is None:
+        return True
     if select not in SELECTIONS:
         return f"select must be one of {', '.join(SELECTIONS)}, got {select!r}"
     if select == "indices" and isinstance(indices, str):

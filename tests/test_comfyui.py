@@ -461,6 +461,17 @@ def test_bad_input_in_a_graph_fails_clearly_and_the_server_goes_on(comfy, astron
     check_restored(out, img)
 
 
+def test_a_bad_face_choice_is_refused_before_the_prompt_runs(comfy, astronaut, tiny_model):
+    name, _ = astronaut
+    graph = {"image": {"class_type": "LoadImage", "inputs": {"image": name}}, **loaders(comfy, tiny_model)}
+    graph["restore"] = node(comfy, "GFPGANRestoreFaces", {"IMAGE": ["image", 0], "GFPGAN_MODEL": ["model", 0]},
+                            {"select": "indices", "indices": "0,x"})
+    graph["save"] = {"class_type": "PreviewImage", "inputs": {"images": ["restore", 0]}}
+    with pytest.raises(ComfyError, match="face indices must be whole numbers") as err:
+        comfy.queue_prompt(graph)
+    assert "custom_validation_failed" in str(err.value)
+
+
 def test_a_batch_of_frames_with_and_without_faces(comfy, astronaut, tiny_model):
     name, img = astronaut
     graph = {"image": {"class_type": "LoadImage", "inputs": {"image": name}}, **loaders(comfy, tiny_model)}
@@ -754,26 +765,32 @@ def _ours(state: dict) -> set[str]:
     return {m["class"] for m in state["loaded"]}
 
 
-def _wait_for(comfy, done, timeout: float = 30.0) -> dict:
+def _free(comfy, done, timeout: float = 60.0, **flags) -> dict:
+    """POST /free, then the loaded models once ``done(state)``. The request is repeated every few
+    seconds: ComfyUI's prompt worker can miss one that arrives while it collects garbage after a
+    prompt, and would then sleep until the next prompt."""
     import time
 
     t0 = time.monotonic()
     while True:
-        state = comfy.loaded_models()
-        if done(state) or time.monotonic() - t0 > timeout:
-            return state
-        time.sleep(0.2)
+        comfy.free(**flags)
+        for _ in range(10):
+            state = comfy.loaded_models()
+            if done(state) or time.monotonic() - t0 > timeout:
+                return state
+            time.sleep(0.3)
 
 
-def test_models_are_handed_to_comfyui_model_management(comfy, astronaut, tiny_model, parser_file,
-                                                       upscale_model_file):
+def test_models_are_handed_to_comfyui_model_management(comfy, tiny_model, parser_file, upscale_model_file):
     """While a prompt runs, the restorer and the parser are in ComfyUI's list of loaded models (the
     probe node sees them after GFPGAN Restore Faces); the wired upscale model is loaded for the node's
     run only. /free with unload_models takes them out of the list, though the prompt cache still holds
     the loader outputs (a rerun loads them again); with free_memory as well the cache lets go and the
     networks themselves are freed."""
-    name, _ = astronaut
-    graph = {"image": {"class_type": "LoadImage", "inputs": {"image": name}},
+    # a small faceless frame: the models are loaded before the work whatever it finds, and the upscale
+    # model's run over the frame stays cheap on a CPU
+    graph = {"image": {"class_type": "EmptyImage", "inputs": {"width": 96, "height": 96, "batch_size": 1,
+                                                              "color": 0x808080}},
              "model": node(comfy, "GFPGANModelLoader", {}, {"model_name": tiny_model, "device": "auto"}),
              "detector": node(comfy, "GFPGANFaceDetectorLoader", {}, {"detector": "embedded"}),
              "parser": node(comfy, "GFPGANFaceParserLoader", {}, {"parser_name": parser_file, "device": "auto"}),
@@ -789,8 +806,7 @@ def test_models_are_handed_to_comfyui_model_management(comfy, astronaut, tiny_mo
     assert all(m["bytes"] > 0 for m in during), during  # counted by their size
     assert "RRDBNet" not in {m["class"] for m in during}, "the upscale model was left loaded without an owner"
 
-    comfy.free(unload_models=True)
-    state = _wait_for(comfy, lambda s: not managed & _ours(s))
+    state = _free(comfy, lambda s: not managed & _ours(s), unload_models=True)
     assert not managed & _ours(state), state
     assert state["seen_alive"] >= 2, state  # the cached loader outputs still hold the networks
 
@@ -798,6 +814,6 @@ def test_models_are_handed_to_comfyui_model_management(comfy, astronaut, tiny_mo
     again = comfy.run(graph, timeout=180)["outputs"]["probe"]["loaded"]
     assert managed <= {m["class"] for m in again}, again
 
-    comfy.free(unload_models=True, free_memory=True)
-    state = _wait_for(comfy, lambda s: not managed & _ours(s) and s["seen_alive"] == 0)
+    state = _free(comfy, lambda s: not managed & _ours(s) and s["seen_alive"] == 0, unload_models=True,
+                  free_memory=True)
     assert not managed & _ours(state) and state["seen_alive"] == 0, state
