@@ -67,7 +67,7 @@ for folder in (REPO_ROOT, REPO_ROOT / "tests"):
         sys.path.insert(0, str(folder))
 
 from gfp_core.face.steady import DEFAULT_STRENGTH as DEFAULT_STEADY  # noqa: E402
-from gfp_core.face.steady import CHANGE_LEVELS, MAX_WEIGHT, STILL_PX  # noqa: E402
+from gfp_core.face.steady import CHANGE_LEVELS, MAX_WEIGHT, STILL  # noqa: E402
 from gfp_core.face.track import DEFAULT_STRENGTH as DEFAULT_SMOOTHING  # noqa: E402
 
 CLIPS = ("moving", "still", "jump")
@@ -190,7 +190,7 @@ def run_clip(kind: str, seed: int, models: dict, detector, strengths, steadies, 
                     out = result.images
                 else:
                     crops = steady_tracks(result.restored, result.affines, landmarks, result.frame_index,
-                                          result.numbers, steady, still_px=STILL_PX if gated else np.inf,
+                                          result.numbers, steady, still=STILL if gated else np.inf,
                                           change_levels=CHANGE_LEVELS if gated else np.inf)
                     out = engine.paste_crops(clip.frames, faces, crops).images
                 row = {"model": name, "smoothing": s, "steady": steady, "gated": gated,
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                         "around_grow": AROUND_GROW, "strengths": strengths, "steady": args.steady},
             "model": {"weights": str(weights.relative_to(REPO_ROOT)) if weights.is_relative_to(REPO_ROOT)
                       else str(weights), "validation": validation},
-            "steady": {"max_weight": MAX_WEIGHT, "still_px": STILL_PX, "change_levels": CHANGE_LEVELS},
+            "steady": {"max_weight": MAX_WEIGHT, "still": STILL, "change_levels": CHANGE_LEVELS},
             "summary": table, "runs": runs}, indent=1))
         print(f"wrote {out}")
     return 0

@@ -47,7 +47,7 @@ def _runs(clip, model, detector, smoothing: float, steady: tuple[float, ...] = (
         if s == np.inf:
             landmarks = np.stack([f.landmarks for f in faces.flat_faces])
             crops = steady_tracks(result.restored, result.affines, landmarks, result.frame_index, result.numbers,
-                                  DEFAULT_STRENGTH, still_px=np.inf, change_levels=np.inf)
+                                  DEFAULT_STRENGTH, still=np.inf, change_levels=np.inf)
             steadied.append(engine.paste_crops(clip.frames, faces, crops).images)
         else:
             steadied.append(Engine(model, detector=detector, smoothing=smoothing, fps=clip.fps, steady=s)

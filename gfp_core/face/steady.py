@@ -10,7 +10,7 @@ into this frame's crop (through the frame: the two alignments differ by the smoo
 remaining shake, a fraction of a pixel; blended without being carried over, a small still face
 measured twice the flicker). The previous crop's weight ``w_t`` is ``strength × MAX_WEIGHT`` for a face
 whose landmarks did not move since the frame before, and falls linearly to 0 as they move by
-``still_px`` crop pixels: a moving face, a sudden move or a new track (a gap, the first frame) gets
+``still`` of the crop's width (:data:`STILL`: 0.5 px of a 64-px crop, 4 px of a 512-px one): a moving face, a sudden move or a new track (a gap, the first frame) gets
 its own crop alone, so nothing trails behind it (no ghost). The 5 landmarks do not see a blink or
 an expression, so the weight also falls, pixel by pixel, where this frame's restored crop differs
 from the carried one by more than a shimmer (the local mean difference, in ``change_levels`` 8-bit
@@ -36,10 +36,12 @@ DEFAULT_STRENGTH = 1.0
 #: (0.9 lowered a still face's flicker further, 4.3× → 5.2× less than each frame alone, but would
 #: let an expression linger twice as long, and the 5 landmarks do not see a blink)
 MAX_WEIGHT = 0.8
-#: crop pixels of landmark movement between two frames at which the blend is off. At 0.5 a moving
-#: face flickers as with smoothing alone; 1.0 blended more of a small still face (3.2× instead of
-#: 2.4×) but also moving faces, whose flicker then rose by 8–13 % over smoothing alone
-STILL_PX = 0.5
+#: landmark movement between two frames, in crop widths, at which the blend is off (measured on
+#: 64-px crops: at 0.5 px a moving face flickers as with smoothing alone; 1 px blended more of a
+#: small still face, 3.2× instead of 2.4× less flicker, but also moving faces, whose flicker then
+#: rose by 8–13 % over smoothing alone). In crop widths, so that a face moves as far before the
+#: blend stops whatever the model's crop size.
+STILL = 0.5 / 64
 #: 8-bit levels of local change (the difference averaged over the colours and blurred over 1/40 of
 #: the crop) at which a pixel's blend has fallen to 1/e (Gaussian in the change). A restorer's
 #: shimmer, mostly averaged away by the blur, keeps nearly the whole blend (0.97 at 3 levels); an
@@ -66,15 +68,15 @@ def _change_gate(now: np.ndarray, before: np.ndarray, full_scale: float, change_
     return np.exp(-np.square(diff * np.float32(255.0 / (full_scale * change_levels))))[..., None]
 
 
-def _check(strength: float, still_px: float) -> None:
+def _check(strength: float, still: float) -> None:
     from ..errors import InvalidOptionError
 
     if isinstance(strength, bool) or not isinstance(strength, (int, float, np.number)) or not 0 <= strength <= 1:
         raise InvalidOptionError(f"steadying strength must be between 0 and 1, got {strength!r}",
                                  setting="steady", value=strength, allowed=(0, 1))
-    if isinstance(still_px, bool) or not isinstance(still_px, (int, float, np.number)) or not still_px > 0:
-        raise InvalidOptionError(f"still_px must be a positive number of crop pixels, got {still_px!r}",
-                                 setting="still_px", value=still_px, allowed=(0, None))
+    if isinstance(still, bool) or not isinstance(still, (int, float, np.number)) or not still > 0:
+        raise InvalidOptionError(f"still must be a positive fraction of the crop's width, got {still!r}",
+                                 setting="still", value=still, allowed=(0, None))
 
 
 def face_motion(affines: np.ndarray, landmarks: np.ndarray, previous: Last | None = None) -> np.ndarray:
@@ -90,14 +92,14 @@ def face_motion(affines: np.ndarray, landmarks: np.ndarray, previous: Last | Non
     return out if previous is not None else np.concatenate([[np.inf], out])
 
 
-def steady_weights(motion: np.ndarray, strength: float = DEFAULT_STRENGTH, still_px: float = STILL_PX) -> np.ndarray:
-    """The previous crop's weight for faces that moved ``motion`` crop pixels (``inf``: nothing before)."""
-    _check(strength, still_px)
+def steady_weights(motion: np.ndarray, strength: float = DEFAULT_STRENGTH, still: float = STILL) -> np.ndarray:
+    """The previous crop's weight for faces that moved ``motion`` crop widths (``inf``: nothing before)."""
+    _check(strength, still)
     motion = np.asarray(motion, np.float64)
     known = np.isfinite(motion)
-    still = np.zeros_like(motion)
-    still[known] = np.clip(1.0 - motion[known] / still_px, 0.0, 1.0)
-    return strength * MAX_WEIGHT * still
+    gate = np.zeros_like(motion)
+    gate[known] = np.clip(1.0 - motion[known] / still, 0.0, 1.0)
+    return strength * MAX_WEIGHT * gate
 
 
 def _crop_to_crop(now: np.ndarray, before: np.ndarray) -> np.ndarray:
@@ -121,7 +123,7 @@ def _carried(crop: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def steady_crops(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarray,
-                 strength: float = DEFAULT_STRENGTH, *, still_px: float = STILL_PX,
+                 strength: float = DEFAULT_STRENGTH, *, still: float = STILL,
                  change_levels: float = CHANGE_LEVELS, full_scale: float = 255.0,
                  previous: Last | None = None) -> np.ndarray:
     """One track's restored crops (``[T, S, S, 3]``, consecutive frames in order) steadied; same
@@ -130,7 +132,7 @@ def steady_crops(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarra
     were aligned with. ``full_scale``: the crops' white (255 for 8-bit levels, 1.0 for floats in
     [0, 1]). ``previous``: the track's last crop of the chunk before (a clip run in chunks)."""
     restored = np.asarray(restored)
-    weights = steady_weights(face_motion(affines, landmarks, previous), strength, still_px)
+    weights = steady_weights(face_motion(affines, landmarks, previous) / restored.shape[1], strength, still)
     if not weights.any():
         return restored.copy()
     a = np.asarray(affines, np.float64)
@@ -149,7 +151,7 @@ def steady_crops(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarra
 
 
 def steady_tracks(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarray, frame_index: np.ndarray,
-                  track_ids: np.ndarray, strength: float = DEFAULT_STRENGTH, *, still_px: float = STILL_PX,
+                  track_ids: np.ndarray, strength: float = DEFAULT_STRENGTH, *, still: float = STILL,
                   change_levels: float = CHANGE_LEVELS, full_scale: float = 255.0,
                   previous: Mapping[int, Last] | None = None) -> np.ndarray:
     """:func:`steady_crops` over a flat batch of faces, one row per face as the engine keeps them
@@ -157,7 +159,7 @@ def steady_tracks(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarr
     in frame order; a track that misses a frame starts afresh after the gap. ``previous``: per track
     id, its last crop in the chunk before (used when the track's first face here is in frame 0)."""
     restored = np.asarray(restored)
-    _check(strength, still_px)
+    _check(strength, still)
     if strength == 0 or not len(restored):
         return restored.copy()
     frame_index, track_ids = np.asarray(frame_index), np.asarray(track_ids)
@@ -168,7 +170,7 @@ def steady_tracks(restored: np.ndarray, affines: np.ndarray, landmarks: np.ndarr
         rows = rows[np.argsort(frame_index[rows], kind="stable")]
         for run in np.split(rows, np.flatnonzero(np.diff(frame_index[rows]) != 1) + 1):  # consecutive frames
             before = previous.get(int(track)) if previous and frame_index[run[0]] == 0 else None
-            out[run] = steady_crops(restored[run], affines[run], landmarks[run], strength, still_px=still_px,
+            out[run] = steady_crops(restored[run], affines[run], landmarks[run], strength, still=still,
                                     change_levels=change_levels, full_scale=full_scale, previous=before)
     return out
 
@@ -186,5 +188,5 @@ def last_of_tracks(steadied: np.ndarray, affines: np.ndarray, landmarks: np.ndar
             for r in rows}
 
 
-__all__ = ["CHANGE_LEVELS", "DEFAULT_STRENGTH", "Last", "MAX_WEIGHT", "STILL_PX", "face_motion", "last_of_tracks", "steady_crops",
+__all__ = ["CHANGE_LEVELS", "DEFAULT_STRENGTH", "Last", "MAX_WEIGHT", "STILL", "face_motion", "last_of_tracks", "steady_crops",
            "steady_tracks", "steady_weights"]
