@@ -479,7 +479,7 @@ class EngineOptions:
     (``N×H×W×C``) is a clip: its faces are followed from frame to frame (a face's number is its
     track's, the same person in every frame, and the choice applies to whole tracks) and their
     alignment is smoothed in time with that strength (:mod:`gfp_core.face.track`; ``fps``: the clip's
-    rate, None for 30); 0: every frame on its own, as the official code. ``steady`` > 0 (a clip too):
+    rate, None for 30); 0: every frame on its own, as the official code. ``steady`` > 0 (on such a clip):
     each restored face is blended with its track's steadied face of the frame before while the face
     stands still (:mod:`gfp_core.face.steady`; 0: every restored face as the model gave it); a clip
     restored in chunks passes each chunk's :attr:`EngineResult.steady_last` to the next
@@ -669,10 +669,9 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
 
     def choose_found(self, found: Sequence[Sequence[Face]], frame_sizes: Sequence[tuple[int, int]], *,
                      batch: bool = True, fps: float | None = None) -> FaceSet:
-        """Stage 2 for what :meth:`detect` found: a clip (smoothing or steady > 0, several frames of a
-        batch) by track (:meth:`track`, :meth:`choose_tracked`), anything else frame by frame
-        (:meth:`choose`)."""
-        if (self.options.smoothing > 0 or self.options.steady > 0) and batch and len(found) > 1:
+        """Stage 2 for what :meth:`detect` found: a clip (smoothing > 0, several frames of a batch)
+        by track (:meth:`track`, :meth:`choose_tracked`), anything else frame by frame (:meth:`choose`)."""
+        if self.options.smoothing > 0 and batch and len(found) > 1:
             return self.choose_tracked(self.track(found, fps), frame_sizes)
         return self.choose(found, frame_sizes)
 

@@ -10,7 +10,7 @@ from gfp_core.face.select import SELECTIONS, parse_indices
 from . import faces as work  # (a node input is called faces)
 from .sockets import (CATEGORY, FEATHER_TIP, MIN_SIZE_TIP, THRESHOLD_TIP, FaceDetector, Faces, GFPGANModel,
                       clip_inputs, fidelity_input, image_input, mask_input, paste_inputs, select_inputs,
-                      upscale_input, visibility_input)
+                      steady_input, upscale_input, visibility_input)
 
 
 def _output(outputs: tuple, notes: list[str]) -> io.NodeOutput:
@@ -124,6 +124,7 @@ class GFPGANPasteFaces(io.ComfyNode):
                 visibility_input("0 = the original face, 1 = the pasted face"),
                 upscale_input(),
                 *paste_inputs(),
+                steady_input(),  # last: a saved workflow's widget values are matched by position
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="the frames with the faces pasted in"),
@@ -133,9 +134,9 @@ class GFPGANPasteFaces(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, faces: object, crops, mask, feather, visibility, upscale, parser=None,
-                upscale_model=None, background="lanczos", colour_match=False) -> io.NodeOutput:
+                upscale_model=None, background="lanczos", colour_match=False, steady=0.0) -> io.NodeOutput:
         return _output(*work.paste(image, faces, crops, mask, feather, visibility, upscale, parser, upscale_model,
-                                   background, colour_match))
+                                   background, colour_match, steady))
 
 
 class GFPGANRestoreFaces(io.ComfyNode):
@@ -145,7 +146,7 @@ class GFPGANRestoreFaces(io.ComfyNode):
             node_id="GFPGANRestoreFaces", display_name="GFPGAN Restore Faces", category=CATEGORY,
             description="Detect, restore and paste back every chosen face in one node. With smoothing, a batch "
                         "of video frames is restored as a clip: faces are followed and steadied from frame to "
-                        "frame.",
+                        "frame, and with steady the restored faces do not shimmer while they stand still.",
             inputs=[
                 image_input("a picture or a batch of frames (float frames stay float)"),
                 GFPGANModel.Input("model", tooltip="from Load GFPGAN Model"),
@@ -164,6 +165,7 @@ class GFPGANRestoreFaces(io.ComfyNode):
                 io.Float.Input("feather", default=0.0, min=0.0, max=1.0, step=0.05, optional=True,
                                tooltip=FEATHER_TIP),
                 *clip_inputs(),  # last: a saved workflow's widget values are matched by position
+                steady_input(),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="the frames with the faces restored"),

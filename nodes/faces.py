@@ -187,7 +187,7 @@ def restore(model, crops, fidelity, batch_size) -> Outputs:
 
 @comfy_errors
 def paste(image, faces: FaceSet, crops, mask, feather, visibility, upscale, parser=None, upscale_model=None,
-          background="lanczos", colour_match=False) -> Outputs:
+          background="lanczos", colour_match=False, steady=0.0) -> Outputs:
     """Paste Faces: the engine's stages after restoration, on crops that come from elsewhere."""
     notes: list[str] = []
     temporary: list[Managed] = []
@@ -195,7 +195,7 @@ def paste(image, faces: FaceSet, crops, mask, feather, visibility, upscale, pars
     if backdrop is not None:
         temporary.append(backdrop.managed)
     engine = Engine(None, parser=_parser(mask, parser, temporary), background=backdrop, mask=mask, feather=feather,
-                    visibility=visibility, upscale=upscale, colour_match=colour_match, coverage=True)
+                    visibility=visibility, upscale=upscale, colour_match=colour_match, steady=steady, coverage=True)
     result = _run(lambda: engine.paste_crops(image.detach().cpu().float().numpy(), faces,
                                              crops.detach().cpu().float().numpy(), should_stop=host.check_interrupt),
                   [parser] if mask == "parsing" else [], memory.PARSE_BYTES, temporary)
@@ -206,7 +206,7 @@ def paste(image, faces: FaceSet, crops, mask, feather, visibility, upscale, pars
 @comfy_errors
 def restore_faces(image, model, fidelity, visibility, mask, select, indices, max_faces, upscale, detector=None,
                   parser=None, upscale_model=None, background="lanczos", colour_match=False, threshold=0.0,
-                  min_size=0, feather=0.0, smoothing=0.0, fps=30.0) -> Outputs:
+                  min_size=0, feather=0.0, smoothing=0.0, fps=30.0, steady=0.0) -> Outputs:
     """GFPGAN Restore Faces: the whole engine on an IMAGE batch."""
     notes: list[str] = []
     temporary: list[Managed] = []
@@ -220,7 +220,7 @@ def restore_faces(image, model, fidelity, visibility, mask, select, indices, max
         fidelity=fidelity, visibility=visibility, mask=mask, feather=feather, colour_match=colour_match,
         score_threshold=threshold or None, min_face_size=min_size, select=select,
         indices=parse_indices(indices) if select == "indices" else None, max_faces=max_faces or None,
-        upscale=upscale, smoothing=smoothing, fps=fps, coverage=True,
+        upscale=upscale, smoothing=smoothing, steady=steady, fps=fps, coverage=True,
         memory_budget_mb=memory.faces_budget_mb(model.device if isinstance(model, Managed) else None))
     bar, shown = None, 0
 

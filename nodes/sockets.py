@@ -58,6 +58,15 @@ def clip_inputs() -> list[io.Input]:
     ]
 
 
+def steady_input() -> io.Float.Input:
+    """steady: optional, for video frames followed as a clip (smoothing above 0). The widget suggests 1
+    for a new node; a saved prompt without it runs as before (0)."""
+    return io.Float.Input("steady", default=1.0, min=0.0, max=1.0, step=0.05, optional=True,
+                          tooltip="for video frames followed as a clip (smoothing above 0): while a face stands "
+                                  "still, its restored face is blended with the frame before's, so it does not "
+                                  "shimmer; a blink or a word still shows at once; 0 = off")
+
+
 def paste_inputs() -> list[io.Input]:
     """parser, upscale_model, background, colour_match: optional inputs of the nodes that paste."""
     return [

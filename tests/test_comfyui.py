@@ -51,17 +51,18 @@ EXPECTED_INPUT_NAMES = {
     "GFPGANDetectFaces": {"image", "detector", "threshold", "select", "indices", "max_faces", "min_size", "smoothing",
                           "fps"},
     "GFPGANPasteFaces": {"image", "faces", "crops", "mask", "feather", "visibility", "upscale", "parser",
-                         "upscale_model", "background", "colour_match"},
+                         "upscale_model", "background", "colour_match", "steady"},
     "GFPGANRestoreFaces": {"image", "model", "fidelity", "visibility", "mask", "select", "indices", "max_faces",
                            "upscale", "detector", "parser", "upscale_model", "background", "colour_match",
-                           "threshold", "min_size", "feather", "smoothing", "fps"},
+                           "threshold", "min_size", "feather", "smoothing", "fps", "steady"},
 }
 #: node class -> inputs added after workflows had been saved, with their widget defaults: optional (an
 #: old prompt lacks them; the function's default keeps its old behaviour) and after every older widget
 #: (the frontend gives a saved workflow's widget values to the widgets by position)
 ADDED_INPUTS = {
     "GFPGANDetectFaces": {"smoothing": 0.5, "fps": 30.0},
-    "GFPGANRestoreFaces": {"smoothing": 0.5, "fps": 30.0},
+    "GFPGANRestoreFaces": {"smoothing": 0.5, "fps": 30.0, "steady": 1.0},
+    "GFPGANPasteFaces": {"steady": 1.0},
 }
 DISPLAY_NAMES = {
     "GFPGANModelLoader": "Load GFPGAN Model",
