@@ -95,10 +95,10 @@ def test_a_blink_shows_in_its_own_frame_though_the_landmarks_stand_still():
 
 
 def test_the_blend_fades_out_as_the_face_moves_up_to_still():
-    """STILL is a fraction of the crop's width: 0.25 px of these 32-px crops (4 px of a 512-px one)."""
+    """STILL is a fraction of the crop's width: 1 px of these 32-px crops (16 px of a 512-px one)."""
     crops, affines, landmarks = _still(frames=3)
-    assert STILL * S == 0.25
-    for step_px, blended in [(0.0, True), (0.125, True), (0.25, False), (3.0, False)]:
+    assert STILL * S == 1.0
+    for step_px, blended in [(0.0, True), (0.5, True), (1.0, False), (3.0, False)]:
         moved = landmarks.copy()
         moved[1, :, 1] += step_px / 2  # frame pixels; the crop is 2×
         moved[2, :, 1] += step_px
@@ -115,7 +115,7 @@ def test_the_previous_crop_is_carried_into_this_frame_s_crop():
     rng = np.random.default_rng(3)
     frame = _face(2 * S, waves=12.0).astype(np.float32)  # frame pixels: the crop is half as large
     frames = 30
-    creep = 0.1 * np.arange(frames)  # frame pixels to the right, per frame (0.05 crop px: a fifth of STILL)
+    creep = 0.1 * np.arange(frames)  # frame pixels to the right, per frame (0.05 crop px: a twentieth of STILL)
     affines = np.array([[[0.5, 0.0, -0.5 * dx], [0.0, 0.5, 0.0]] for dx in creep])
     landmarks = np.array([2 * LANDMARKS + [dx, 0.0] for dx in creep])  # what the alignment follows
     clean = np.stack([cv2.warpAffine(frame, a, (S, S), flags=cv2.INTER_LINEAR) for a in affines])

@@ -113,7 +113,7 @@ def test_bad_input_comes_back_as_a_message(client, tmp_path):
         (huge, {}, r"9000x5000 is 45 megapixels, over the limit of 40; use a smaller image$"),
         (PHOTO, {"upscale": 4, "background": "lanczos"}, None),  # fine: 512² × 16 is allowed
         (PHOTO, {"model": "v1.3"}, r"GFPGANv1\.3\.pth.*HF_HUB_OFFLINE.*administrator can add them"),
-        (PHOTO, {"model": "v9"}, r"GFPGAN version must be one of v1\.4, v1\.3, v1\.2, v1"),
+        (PHOTO, {"model": "v9"}, r"Face model must be one of v1\.4, v1\.3, v1\.2, v1"),
         (PHOTO, {"faces": "indices", "indices": "3"}, r"face index 3 is out of range: 1 faces were found"),
         (PHOTO, {"faces": "indices", "indices": "first"}, r"face indices must be whole numbers"),
         (PHOTO, {"background": "realesrgan_x2plus"}, r"RealESRGAN_x2plus\.pth"),

@@ -51,7 +51,7 @@ OUTPUT_FORMATS = options.Choices("output_format", (
     options.Choice("webp", "small, lossy, keeps alpha")), what="the download's file format")
 assert OUTPUT_FORMATS.names == tuple(FORMAT_SUFFIXES)
 #: canonical option names → the page's control labels: a refused option is named by its control
-LABELS = {"model": "GFPGAN version", "fidelity": "Fidelity", "visibility": "Visibility", "upscale": "Upscale",
+LABELS = {"model": "Face model", "fidelity": "Fidelity", "visibility": "Visibility", "upscale": "Upscale",
           "detector": "Face detector", "threshold": "Detection threshold", "select": "Which faces",
           "indices": "Face numbers to restore", "mask": "Blending mask", "background": "Background",
           "output_format": "Download format", "smoothing": "Smoothing", "steady": "Steady faces"}
