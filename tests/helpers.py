@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -66,3 +67,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 def chromium_path() -> str | None:
     path = os.environ.get("GFP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     return path if path and Path(path).exists() else None
+
+
+def distinct_workflows(paths: list[Path]) -> list[Path]:
+    """One path per distinct workflow file (a saved copy and its example are the same file until the
+    example changes), in the order given."""
+    seen, out = set(), []
+    for path in paths:
+        key = json.dumps(json.loads(path.read_text()), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out

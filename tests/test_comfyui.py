@@ -16,6 +16,7 @@ from skimage import data
 
 from clips import FACE_CENTRE, make_clip
 from comfy_server import ComfyError, choices, fill_inputs, input_spec
+from helpers import distinct_workflows
 
 pytestmark = pytest.mark.heavy
 
@@ -81,19 +82,7 @@ EXAMPLES = sorted((ROOT / "example_workflows" / "api").glob("*_api.json"))
 SAVED = sorted((ROOT / "tests" / "data" / "saved_workflows").glob("*_api.json"))
 
 
-def _unique(paths: list[Path]) -> list[Path]:
-    """One path per distinct workflow (the saved copy and the example are the same file until the
-    example changes)."""
-    seen, out = set(), []
-    for path in paths:
-        key = json.dumps(json.loads(path.read_text()), sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            out.append(path)
-    return out
-
-
-WORKFLOWS = _unique(SAVED + EXAMPLES)
+WORKFLOWS = distinct_workflows(SAVED + EXAMPLES)
 
 
 def _id(path: Path) -> str:

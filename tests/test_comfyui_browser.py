@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from comfy_server import input_spec
+from helpers import distinct_workflows
 
 pytestmark = pytest.mark.heavy
 
@@ -29,17 +30,7 @@ SAVED = sorted(p for p in (ROOT / "tests" / "data" / "saved_workflows").glob("*.
                if not p.name.endswith("_api.json"))
 
 
-def _unique(paths: list[Path]) -> list[Path]:
-    seen, out = set(), []
-    for path in paths:
-        key = json.dumps(json.loads(path.read_text()), sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            out.append(path)
-    return out
-
-
-UI_WORKFLOWS = _unique(SAVED + EXAMPLES)
+UI_WORKFLOWS = distinct_workflows(SAVED + EXAMPLES)
 
 
 def api_version(path: Path) -> Path:
