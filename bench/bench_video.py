@@ -160,7 +160,7 @@ def memory_child(src: Path, dst: Path, weights: Path) -> None:
     from gfp_core.weights import load_model
 
     torch.set_num_threads(1)  # the tiny model is all overhead: threads only wait for each other
-    engine = Engine(load_model(weights, device="cpu"), detector=load_detector("embedded"), smoothing=0.5)
+    engine = Engine(load_model(weights, device="cpu"), detector=load_detector("embedded"), smoothing=0.5, steady=1.0)
     warm = dst.with_name("warm" + dst.suffix)
     restore_video(engine, src, warm, segment_frames=10)  # first calls allocate for good (models, codecs)
     bf._release_free_memory()
