@@ -403,12 +403,14 @@ def faces_per_budget(model, budget_mb: int | None) -> int:
 
 
 def mask_faces(faces: FaceSet, restored: np.ndarray, *, mode: str = "box", upscale: float = 1.0, parser=None,
-               feather: float = 0.0) -> np.ndarray:
-    """Stage 5: one crop-space paste mask per face (``[total, S, S]`` float32 in [0, 1])."""
-    from .face.masks import face_masks
+               feather: float = 0.0, parse_size: int | None = None) -> np.ndarray:
+    """Stage 5: one crop-space paste mask per face (``[total, S, S]`` float32 in [0, 1]); 'parsing'
+    masks parse at ``parse_size`` (None: ``gfp_core.face.masks.DEFAULT_PARSE_SIZE``)."""
+    from .face.masks import DEFAULT_PARSE_SIZE, face_masks
 
     return face_masks(mode, faces.flat_faces, faces.flat_affines, restored, face_size=faces.face_size,
-                      upscale=upscale, parser=parser, feather=feather)
+                      upscale=upscale, parser=parser, feather=feather,
+                      parse_size=DEFAULT_PARSE_SIZE if parse_size is None else parse_size)
 
 
 def background_frames(frames: Sequence[np.ndarray], upscale: float = 1.0, upsampler=None) -> list[np.ndarray]:

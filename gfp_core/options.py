@@ -17,7 +17,8 @@ message with :func:`in_words` (or :func:`speaking`, a context manager)::
 
 Canonical names: ``select indices max_faces face_limit mask feather parser detector threshold
 detect_max_side min_face_size min_eye_distance background background_tile model dtype device
-fidelity visibility upscale max_pixels max_output_pixels memory_budget_mb batch_size smoothing fps``.
+fidelity visibility upscale max_pixels max_output_pixels memory_budget_mb batch_size smoothing fps
+parse_size``.
 
 This module imports neither torch nor the models: ``BACKGROUNDS`` (which reads the weights
 registry) is built on first use.
@@ -290,6 +291,8 @@ BATCH_SIZE = Range("batch_size", 1, whole=True, what="faces per forward pass")
 SMOOTHING = Range("smoothing", 0, 1, what="smoothing of the face alignment across video frames: 0 = each frame alone")
 STEADY = Range("steady", 0, 1, what="steadier restored faces across video frames: each blended with the frame "
                "before's while the face stands still; 0 = off")
+PARSE_SIZE = Range("parse_size", 64, 512, whole=True,
+                   what="side in pixels at which the face-parsing network sees a crop for the 'parsing' mask")
 FPS = Range("fps", 0, 1000, low_open=True, none_ok=True, what="a clip's frames per second (None: 30)")
 
 #: the web demo's narrower ranges (its sliders): upscale in whole steps, and thresholds a slider can reach
@@ -298,7 +301,7 @@ WEB_THRESHOLD = Range("threshold", 0.05, 0.99, what=THRESHOLD.what)
 
 RANGES = {r.setting: r for r in (THRESHOLD, FIDELITY, VISIBILITY, UPSCALE, FEATHER, MAX_FACES, FACE_LIMIT,
                                  MIN_FACE_SIZE, EYE_DISTANCE, DETECT_MAX_SIDE, MAX_PIXELS, MAX_OUTPUT_PIXELS,
-                                 MEMORY_BUDGET_MB, BACKGROUND_TILE, BATCH_SIZE, SMOOTHING, STEADY, FPS)}
+                                 MEMORY_BUDGET_MB, BACKGROUND_TILE, BATCH_SIZE, SMOOTHING, STEADY, FPS, PARSE_SIZE)}
 
 
 def choices(setting: str) -> Choices:
