@@ -41,5 +41,6 @@ fi
 "$py" bench/bench_pipeline.py "${common[@]}" --json "$results/pipeline_$kind.json"
 [[ "$kind" == cpu ]] && "$py" bench/bench_detect.py "${common[@]}" --json "$results/detect_$kind.json"
 [[ "$kind" == cpu ]] && "$py" bench/bench_offline.py --repeats "$repeats" --json "$results/offline_$kind.json"
+[[ "$kind" == cpu ]] && "$py" bench/bench_parsing.py "${common[@]}" --json "$results/parsing_$kind.json"
 echo "machine load after: $(uptime)"
 "$py" bench/report.py --device "$kind" --readme README.md

@@ -111,9 +111,10 @@ def ellipse_mask(landmarks: np.ndarray, face_size: int = 512, size: float = 1.0,
 def parsing_mask(labels: np.ndarray, face_size: int | None = None,
                  classes: Iterable[int] = FACE_CLASSES) -> np.ndarray:
     """Soft mask of ``classes`` (ParseNet label order) from a label map ``[H, W]``, as the official
-    parse branch: Gaussian blur (101, σ 11) twice, 10-pixel border cleared, resized to ``face_size``.
+    parse branch: Gaussian blur (101, σ 11) twice, resized to ``face_size``, 10-pixel border cleared.
 
-    Blur and border are in 512-pixel units and scale with the label map's size.
+    Blur and border are in 512-pixel units: the blur scales with the label map's size, the border
+    with the mask's, so a smaller label map clears the same pixels as the official 512² one.
     """
     lab = np.asarray(labels)
     if lab.ndim != 2:
@@ -124,11 +125,11 @@ def parsing_mask(labels: np.ndarray, face_size: int | None = None,
     sigma = 11.0 * unit
     mask = cv2.GaussianBlur(mask, (ksize, ksize), sigma)
     mask = cv2.GaussianBlur(mask, (ksize, ksize), sigma)
-    border = int(round(10 * unit))
-    if border > 0:
-        mask[:border], mask[-border:], mask[:, :border], mask[:, -border:] = 0, 0, 0, 0
     if face_size is not None and mask.shape != (face_size, face_size):
         mask = cv2.resize(mask, (face_size, face_size), interpolation=cv2.INTER_LINEAR)
+    border = int(round(10 * mask.shape[0] / 512.0))
+    if border > 0:
+        mask[:border], mask[-border:], mask[:, :border], mask[:, -border:] = 0, 0, 0, 0
     return np.clip(mask, 0.0, 1.0)
 
 
