@@ -204,8 +204,9 @@ def parse_face(model: nn.Module, crops: np.ndarray, kind: ParserKind | None = No
 MASK_MODES = MASKS.names  #: defined in gfp_core.options
 
 #: side at which 'parsing' masks parse a crop. The label map is blurred by σ 11 twice (in 512-pixel
-#: units) before use, so a quarter of the official 512² loses nothing visible and costs a quarter of
-#: the time: 3.5× faster than 512 for ParseNet (bench/bench_parsing.py)
+#: units) before use, so a quarter of the official 512² pixels pastes the same face within a grey
+#: level, 3.9× faster with ParseNet (bench/bench_parsing.py); a trained parser still sees its faces at
+#: half the size it was trained on, where smaller sizes would leave what it does untested
 DEFAULT_PARSE_SIZE = 256
 
 
