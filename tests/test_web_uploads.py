@@ -18,7 +18,7 @@ PHOTO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 UPLOAD_LOST = "The photo did not arrive; upload it again."
 RESTORE_ARGS = ["v1.4", 1.0, 1.0, 1, "embedded", 0.9, "all", "", "box", "lanczos", "png"]
 NUMBER_ARGS = ["embedded", 0.9]
-VIDEO_ARGS = ["v1.4", 1.0, 1.0, 1, "embedded", 0.9, "all", "", "box", "lanczos", 0.5]
+VIDEO_ARGS = ["v1.4", 1.0, 1.0, 1, "embedded", 0.9, "all", "", "box", "lanczos", 0.5, 1.0]
 
 
 def call(server, endpoint: str, image, args: list) -> tuple[str, object]:

@@ -37,8 +37,8 @@ def _slider(r: options.Range) -> tuple[float, float]:
 
 def model_control(value: str) -> gr.Radio:
     return gr.Radio(list(MODEL_CHOICES), value=value, label=LABELS["model"],
-                    info="GFPGAN v1.4: most detail; v1.3: most natural; v1.2: sharper; v1: the original "
-                         "(colourises grey photos); RestoreFormer and CodeFormer where their weights are here")
+                    info="v1.4: most detail; v1.3: most natural; v1.2: sharper; v1: the original "
+                         "(colourises grey photos)")
 
 
 def upscale_control(value: int, info: str = "size of the result") -> gr.Slider:
