@@ -47,6 +47,7 @@ for _path in (REPO_ROOT, REPO_ROOT / "tests"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -69,9 +70,9 @@ class Impl:
     key: str  # command-line name
     arch: str  # "clean" or "original" (the argument of official_gfpgan)
     label: str  # shown in the table
-    dtype: str = "fp32"  # ours only: fp32, bf16, fp16
+    dtype: str = "fp32"  # ours only: fp32, bf16, fp16 (OpenVINO: its inference precision)
     exact: bool = False  # ours only: reference kernels (bit-identical with the official code)
-    runtime: str = "torch"  # or "onnxruntime" (our exported graph)
+    runtime: str = "torch"  # or "onnxruntime" / "openvino" (our exported graph)
 
     @property
     def is_official(self) -> bool:
@@ -88,6 +89,9 @@ IMPLS: tuple[Impl, ...] = (
     Impl("ours-clean-bf16", "clean", "ours GFPGANv1Clean bf16", dtype="bf16"),
     Impl("ours-clean-fp16", "clean", "ours GFPGANv1Clean fp16", dtype="fp16"),
     Impl("onnxruntime-clean", "clean", "ours exported, onnxruntime CPU", exact=True, runtime="onnxruntime"),
+    Impl("openvino-clean", "clean", "ours exported, OpenVINO CPU", exact=True, runtime="openvino"),
+    Impl("openvino-clean-bf16", "clean", "ours exported, OpenVINO CPU bf16", dtype="bf16", exact=True,
+         runtime="openvino"),
     Impl("official-clean", "clean", "official GFPGANv1Clean"),
     Impl("spandrel-clean", "clean", "spandrel GFPGAN"),
     Impl("ours-original", "original", "ours GFPGANv1"),
@@ -196,29 +200,59 @@ def graphed(forward: Forward) -> Forward:
     return run
 
 
-def build_onnxruntime(impl: Impl, model: nn.Module) -> Loaded:
-    """Our model exported with :func:`gfp_core.export_onnx.export_onnx` (one graph per batch size, made
-    on first use, i.e. in the warm-up) and run by onnxruntime's CPU provider with the torch thread count."""
+def _exported(model: nn.Module, open_graph: Callable[[Path], Callable[[np.ndarray], np.ndarray]]) -> Forward:
+    """A forward through our model exported with :func:`gfp_core.export_onnx.export_onnx` (one graph
+    per batch size, made on first use, i.e. in the warm-up) and run by ``open_graph(path)``."""
     import tempfile
-
-    import onnxruntime as ort
 
     from gfp_core.export_onnx import export_onnx
 
     folder = Path(tempfile.mkdtemp(prefix="gfp_onnx_"))
-    sessions: dict[int, ort.InferenceSession] = {}
+    graphs: dict[int, Callable[[np.ndarray], np.ndarray]] = {}
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        if batch not in graphs:
+            graphs[batch] = open_graph(export_onnx(model, folder / f"gfpgan_b{batch}.onnx", batch_size=batch,
+                                                   overwrite=True))
+        return torch.from_numpy(np.asarray(graphs[batch](x.float().cpu().numpy())))
+
+    return forward
+
+
+def build_onnxruntime(impl: Impl, model: nn.Module) -> Loaded:
+    """The exported graph run by onnxruntime's CPU provider with the torch thread count."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        batch = x.shape[0]
-        if batch not in sessions:
-            path = export_onnx(model, folder / f"gfpgan_b{batch}.onnx", batch_size=batch, overwrite=True)
-            sessions[batch] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return torch.from_numpy(sessions[batch].run(None, {"faces": x.float().cpu().numpy()})[0])
+    def open_graph(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return lambda faces: session.run(None, {"faces": faces})[0]
 
+    forward = _exported(model, open_graph)
     return Loaded(impl, model, forward, forward, [f"onnxruntime {ort.__version__}, exported with fixed noise"])
+
+
+def build_openvino(impl: Impl, model: nn.Module) -> Loaded:
+    """The exported graph compiled by OpenVINO's CPU plugin (it runs on AMD and Intel CPUs alike)
+    for latency, with the torch thread count, in ``impl.dtype`` (fp32 unless asked: its own default
+    on CPUs with bf16 units is bf16)."""
+    import openvino as ov
+
+    core = ov.Core()
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+              "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[impl.dtype]}
+
+    def open_graph(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+        compiled = core.compile_model(str(path), "CPU", config)
+        return lambda faces: compiled(faces)[0]
+
+    forward = _exported(model, open_graph)
+    return Loaded(impl, model, forward, forward,
+                  [f"OpenVINO {ov.__version__.split('-')[0]}, exported with fixed noise, {impl.dtype}"])
 
 
 def build(impl: Impl, source: nn.Module, device: torch.device, spandrel_call: str,
@@ -235,15 +269,17 @@ def build(impl: Impl, source: nn.Module, device: torch.device, spandrel_call: st
         return Loaded(impl, source, official_forward, official_forward, notes)
 
     state_dict = source.state_dict()
-    if impl.is_ours or impl.runtime == "onnxruntime":
+    if impl.is_ours or impl.runtime != "torch":
         model: nn.Module = (GFPGANv1Clean() if impl.arch == "clean" else GFPGANv1())
         model.load_state_dict(state_dict, strict=True)
-        dtype = resolve_dtype(impl.dtype, device)
+        dtype = resolve_dtype(impl.dtype if impl.runtime == "torch" else "fp32", device)
         model = model.eval().requires_grad_(False).to(device=device, dtype=dtype)
         if not impl.exact:  # what load_model does unless exact=True
             model.optimize_for_inference()
         if impl.runtime == "onnxruntime":
             return build_onnxruntime(impl, model)
+        if impl.runtime == "openvino":
+            return build_openvino(impl, model)
 
         def ours_forward(x: torch.Tensor) -> torch.Tensor:
             return model(x.to(dtype), return_rgb=False)[0].float()
