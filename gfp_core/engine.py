@@ -171,6 +171,11 @@ class FaceSet:
         return [f for fs in self.faces for f in fs]
 
     @property
+    def flat_numbers(self) -> np.ndarray:
+        """Each face's number (a tracked clip's: its track id), frame after frame."""
+        return np.array([k for ks in self.numbers for k in ks], np.int64)
+
+    @property
     def flat_affines(self) -> np.ndarray:
         return np.concatenate(self.affines) if self.total else np.zeros((0, 2, 3))
 
@@ -795,7 +800,7 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
         from .face.steady import last_of_tracks, steady_tracks
 
         landmarks = np.stack([f.landmarks for f in faces.flat_faces])
-        ids = np.array([k for ks in faces.numbers for k in ks], np.int64)
+        ids = faces.flat_numbers
         # in float, so that the next chunk continues from what a whole clip would (nothing rounded between)
         steadied = steady_tracks(restored.astype(np.float32), faces.flat_affines, landmarks, faces.frame_index, ids,
                                  self.options.steady, full_scale=255.0 if restored.dtype == np.uint8 else 1.0,
@@ -827,7 +832,7 @@ for an engine that only pastes crops restored elsewhere, :meth:`paste_crops`);
             frames=[f.rebuild(p) for f, p in zip(frames, pasted)], found=face_set.found, chosen=face_set.numbers,
             found_numbers=face_set.found_numbers or [list(range(len(fs))) for fs in face_set.found],
             faces=face_set.flat_faces, frame_index=face_set.frame_index,
-            numbers=np.array([k for ks in face_set.numbers for k in ks], np.int64),
+            numbers=face_set.flat_numbers,
             crops=crops if crops is not None else np.zeros((0, s, s, 3), np.uint8), restored=restored,
             affines=face_set.flat_affines, masks=masks, notes=list(face_set.notes), coverage=coverage, kind=kind,
             steady_last=steady_last)

@@ -30,6 +30,8 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
+from ..options import STEADY
+
 #: the strength measured in bench/bench_video_flicker.py (0 = off: every crop as restored)
 DEFAULT_STRENGTH = 1.0
 #: the previous crop's weight at strength 1: a running average over about 1 / (1 - w) = 5 frames
@@ -72,9 +74,7 @@ def _change_gate(now: np.ndarray, before: np.ndarray, full_scale: float, change_
 def _check(strength: float, still: float) -> None:
     from ..errors import InvalidOptionError
 
-    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.number)) or not 0 <= strength <= 1:
-        raise InvalidOptionError(f"steadying strength must be between 0 and 1, got {strength!r}",
-                                 setting="steady", value=strength, allowed=(0, 1))
+    STEADY.check(strength)
     if isinstance(still, bool) or not isinstance(still, (int, float, np.number)) or not still > 0:
         raise InvalidOptionError(f"still must be a positive fraction of the crop's width, got {still!r}",
                                  setting="still", value=still, allowed=(0, None))

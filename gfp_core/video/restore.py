@@ -228,8 +228,8 @@ def _restore_segments(engine: Engine, info: VideoInfo, face_set: FaceSet, spans:
             if ok:
                 _skip(frames, b - a, info.path)
                 continue
-            if steadied:
-                last = _load_steady(parts[i - 1]) if i else {}
+            if steadied and i and finished[i - 1]:  # the segment before was kept from an earlier run
+                last = _load_steady(parts[i - 1])
             with VideoWriter(part, info.fps, codec=codec, crf=crf, time_base=info.time_base) as writer:
                 for start in range(a, b, chunk_frames):
                     if start > a:  # the chunk before; the segment's last is told once the segment is kept
@@ -306,12 +306,7 @@ def _save_steady(part: Path, last: dict[int, Last]) -> None:
               "crops": np.stack([last[k].crop for k in ids]) if ids else np.zeros((0, 1, 1, 3), np.float32),
               "affines": np.array([last[k].affine for k in ids], np.float64).reshape(-1, 2, 3),
               "landmarks": np.array([last[k].landmarks for k in ids], np.float64).reshape(-1, 5, 2)}
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    store = _steady_file(part)
-    temporary = store.with_name(f".{store.name}.{os.getpid()}.partial")
-    temporary.write_bytes(buffer.getvalue())
-    os.replace(temporary, store)
+    _write_arrays(_steady_file(part), arrays)
 
 
 def _load_steady(part: Path) -> dict[int, Last]:
@@ -359,6 +354,11 @@ def _save_faces(store: Path, key: str, found: Sequence[Sequence[Face]], sizes: S
         "boxes": np.array([f.box for f in faces], np.float32).reshape(-1, 4),
         "landmarks": np.array([f.landmarks for f in faces], np.float32).reshape(-1, 5, 2),
         "scores": np.array([f.score for f in faces], np.float32)}
+    _write_arrays(store, arrays)
+
+
+def _write_arrays(store: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``arrays`` as an .npz file (no pickle), written atomically."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     temporary = store.with_name(f".{store.name}.{os.getpid()}.partial")
