@@ -19,15 +19,17 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 import numpy as np
 import torch
 
+from gfp_core.engine import FACE_FORWARD_MIB, EngineOptions
+
 log = logging.getLogger("gfpgan.nodes")
 
 MIB = 1024 * 1024
-#: activation memory of one 512 px face through GFPGAN in fp32 (gfp_core.engine.FACE_FORWARD_MIB)
-FACE_FORWARD_BYTES = 600 * MIB
+#: activation memory of one 512 px face through GFPGAN in fp32 (the engine's own estimate)
+FACE_FORWARD_BYTES = FACE_FORWARD_MIB * MIB
 #: activation memory per input pixel of RetinaFace ResNet-50 (about 1 GB for a 1280 px square)
 DETECT_BYTES_PER_PIXEL = 600
-#: the side detection works at (gfp_core's detect_max_side default)
-DETECT_MAX_SIDE = 1280
+#: the side detection works at (the engine's detect_max_side default)
+DETECT_MAX_SIDE = EngineOptions.detect_max_side
 #: activation memory of the face parser on a batch of eight 512 px crops (gfp_core.face.masks)
 PARSE_BYTES = 8 * 512 * 512 * 600
 
