@@ -8,7 +8,7 @@ import gradio as gr
 
 from gfp_core import options
 
-from .engine import DEFAULT_STEADY, LABELS, MODEL_CHOICES, InvalidOptionError, RestoreOptions, VideoOptions, short
+from .engine import LABELS, MODEL_CHOICES, InvalidOptionError, RestoreOptions, VideoOptions, short
 
 #: how the page names some choices; the choices themselves (which, and their order) are gfp_core.options',
 #: and a choice without a name here shows its description from there
@@ -122,7 +122,7 @@ def make_options(model: Any, fidelity: Any, visibility: Any, upscale: Any, detec
 
 def make_video_options(model: Any, fidelity: Any, visibility: Any, upscale: Any, detector: Any, threshold: Any,
                        faces: Any, indices: Any, mask: Any, background: Any, smoothing: Any,
-                       steady: Any = DEFAULT_STEADY) -> VideoOptions:
+                       steady: Any = VideoOptions.steady) -> VideoOptions:
     """The Video tab's (or an API caller's) values as checked options."""
     checked = VideoOptions(**_face_values(model, fidelity, visibility, upscale, detector, threshold, faces,
                                           indices, mask, background), smoothing=number("smoothing", smoothing),
