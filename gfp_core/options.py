@@ -16,7 +16,7 @@ message with :func:`in_words` (or :func:`speaking`, a context manager)::
     # InvalidOptionError: --threshold must be above 0 and at most 1, got -5 (...)
 
 Canonical names: ``select indices max_faces face_limit mask feather parser detector threshold
-detect_max_side min_face_size min_eye_distance background background_tile model dtype device
+detect_max_side min_face_size min_eye_distance background background_tile model dtype device backend
 fidelity visibility upscale max_pixels max_output_pixels memory_budget_mb batch_size smoothing fps
 parse_size``.
 
@@ -137,6 +137,12 @@ DEVICES = Choices("device", (
     Choice("cuda", "the first NVIDIA GPU (cuda:N for GPU number N)"),
     Choice("mps", "the Apple silicon GPU"),
 ), what="where the models run")
+BACKENDS = Choices("backend", (
+    Choice("auto", "OpenVINO on the CPU when it is installed and measured faster there, else PyTorch"),
+    Choice("torch", "PyTorch (the published fp32 numerics)"),
+    Choice("openvino", "OpenVINO's CPU runtime: bf16 where the CPU has it, within 0.05 of fp32 (pip install openvino)"),
+), what="what runs GFPGAN's forward pass")
+
 #: what a device error lists (torch also takes other device strings, e.g. 'xpu')
 DEVICE_FORMS = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
@@ -306,7 +312,7 @@ RANGES = {r.setting: r for r in (THRESHOLD, FIDELITY, VISIBILITY, UPSCALE, FEATH
 
 def choices(setting: str) -> Choices:
     """The :class:`Choices` of a setting by its canonical name."""
-    table = {c.setting: c for c in (SELECTS, MASKS, PARSERS, DETECTORS, MODELS, DTYPES, DEVICES)}
+    table = {c.setting: c for c in (SELECTS, MASKS, PARSERS, DETECTORS, MODELS, DTYPES, DEVICES, BACKENDS)}
     if setting == "background":
         return globals().get("BACKGROUNDS") or __getattr__("BACKGROUNDS")
     return table[setting]
@@ -340,7 +346,7 @@ def speaking(words: Mapping[str, str]) -> Iterator[None]:
         raise
 
 
-__all__ = ["BACKGROUND_TILE", "BATCH_SIZE", "DETECTORS", "DETECT_MAX_SIDE", "DEVICES", "DEVICE_FORMS", "DTYPES",
+__all__ = ["BACKENDS", "BACKGROUND_TILE", "BATCH_SIZE", "DETECTORS", "DETECT_MAX_SIDE", "DEVICES", "DEVICE_FORMS", "DTYPES",
            "DTYPE_ALIASES", "FACE_LIMIT", "FEATHER", "FIDELITY", "MASKS", "MAX_FACES", "MAX_OUTPUT_PIXELS",
            "MAX_PIXELS", "MEMORY_BUDGET_MB", "EYE_DISTANCE", "MIN_FACE_SIZE", "MODELS", "PARSERS", "RANGES",
            "SELECTS", "SMOOTHING", "STEADY", "FPS", "THRESHOLD", "UPSCALE", "VISIBILITY", "WEB_THRESHOLD", "WEB_UPSCALE", "Choice",

@@ -74,7 +74,8 @@ class FaceRestorer:
     bounds the photos read from files; ``max_output_pixels`` the result (input pixels × upscale²),
     checked before any heavy work. ``memory_budget_mb`` bounds one forward pass (default: one face at a time on CPU, 4 GiB
     worth of faces on an accelerator). ``exact``: the official model's numerics bit for bit instead
-    of the faster kernels (see :func:`gfp_core.weights.load_model`).
+    of the faster kernels (see :func:`gfp_core.weights.load_model`). ``backend``: what runs GFPGAN's
+    forward pass, 'auto' (default), 'torch' or 'openvino' (:mod:`gfp_core.backends`).
 
     Applications that keep models between calls (a web demo, a node graph) can pass loaded ones:
     ``model`` and ``parser`` as modules from :func:`gfp_core.weights.load_model`, ``detector`` as a
@@ -93,7 +94,8 @@ class FaceRestorer:
                  background_tile: int = 400,
                  memory_budget_mb: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS,
-                 allow_unverified: bool | None = None, download: bool = True, exact: bool = False):
+                 allow_unverified: bool | None = None, download: bool = True, exact: bool = False,
+                 backend: str | None = None):
         from .weights import load_model_with_info
 
         # every option is checked here, before any model is loaded (gfp_core.options: one policy)
@@ -134,7 +136,8 @@ class FaceRestorer:
             self.model = model
         else:
             self.model, self.model_info = load_model_with_info(model, device=device, dtype=dtype, download=download,
-                                                               allow_unverified=allow_unverified, exact=exact)
+                                                               allow_unverified=allow_unverified, exact=exact,
+                                                               backend=backend)
         self.face_size: int = self.model.out_size
         param = next(self.model.parameters())
         self._load_options = dict(device=param.device, download=download, allow_unverified=allow_unverified)

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .conv import Conv2d, fast_kernels
-from .sft import check_fidelity
+from .sft import keep_going, check_fidelity
 from .stylegan2_clean import StyleGAN2GeneratorClean, stylegan2_channels
 from .stylegan2_original import StyleGAN2Generator
 from .stylegan2_ops import ConvLayer, EqualConv2d, EqualLinear, FusedLeakyReLU, ResBlockDown, ScaledLeakyReLU
@@ -133,11 +133,22 @@ class GFPGANBase(nn.Module):
         which is how a host application interrupts one (see :func:`gfp_core.restore.restore_aligned`).
         """
         with fast_kernels(self.fast_kernels):
-            return self._forward(x, return_rgb, randomize_noise, fidelity, check or _keep_going)
+            return self._forward(x, return_rgb, randomize_noise, fidelity, check or keep_going)
 
     def _forward(self, x: torch.Tensor, return_rgb: bool, randomize_noise: bool, fidelity: float,
                  check: Callable[[], None]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         fidelity = check_fidelity(fidelity)
+        style, conditions, rgbs = self.encode(x, return_rgb, check)
+        # the StyleGAN2 prior, steered by the latent code(s) and the CS-SFT maps
+        image, _ = self.stylegan_decoder([style], input_is_latent=self.input_is_latent,
+                                         randomize_noise=randomize_noise, conditions=conditions,
+                                         sft_half=self.sft_half, fidelity=fidelity, check=check)
+        return image, rgbs
+
+    def encode(self, x: torch.Tensor, return_rgb: bool = False, check: Callable[[], None] = keep_going
+               ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The U-Net: faces → the latent code(s) of the prior, the CS-SFT scale/shift maps (coarse to
+        fine, alternating) and, if ``return_rgb``, the decoder's intermediate RGB images."""
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.out_size or x.shape[3] != self.out_size:
             raise ValueError(f"expected faces of shape [B, 3, {self.out_size}, {self.out_size}], got {list(x.shape)}")
 
@@ -166,16 +177,7 @@ class GFPGANBase(nn.Module):
             conditions.append(self.condition_shift[i](feat))
             if return_rgb:
                 rgbs.append(self.toRGB[i](feat))
-
-        # the StyleGAN2 prior, steered by the latent code(s) and the CS-SFT maps
-        image, _ = self.stylegan_decoder([style], input_is_latent=self.input_is_latent,
-                                         randomize_noise=randomize_noise, conditions=conditions,
-                                         sft_half=self.sft_half, fidelity=fidelity, check=check)
-        return image, rgbs
-
-
-def _keep_going() -> None:
-    pass
+        return style, conditions, rgbs
 
 
 def _unet_channels(channel_multiplier: float, narrow: float) -> dict[str, int]:

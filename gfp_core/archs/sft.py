@@ -9,6 +9,8 @@ of each resolution: ``F_sft = F * α + β`` — on half of the channels when ``s
 ``F' = F + f · (F · α + β − F)``. f = 1 is the published model exactly (that branch is skipped, so
 the result is bit-identical); f = 0 switches the spatial conditions off and leaves the StyleGAN2
 prior driven only by the latent code the encoder predicted — a cleaner but less faithful face.
+A 0-d tensor ``fidelity`` is a graph input of an exported model (:mod:`gfp_core.backends`): always
+blended, so one compiled graph serves every value.
 """
 from __future__ import annotations
 
@@ -20,23 +22,28 @@ from torch import nn
 from ..options import FIDELITY
 
 
-def check_fidelity(fidelity: float) -> float:
-    """``fidelity`` as a float if it is in [0, 1]; else the option policy's error (setting 'fidelity')."""
+def check_fidelity(fidelity: float | torch.Tensor) -> float | torch.Tensor:
+    """``fidelity`` as a float if it is in [0, 1]; else the option policy's error (setting 'fidelity').
+    A tensor (an exported graph's input) is passed through: its value is not known while tracing."""
+    if isinstance(fidelity, torch.Tensor):
+        return fidelity
     return float(FIDELITY.check(fidelity))
 
 
 def spatial_feature_transform(feat: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-                              sft_half: bool, fidelity: float = 1.0) -> torch.Tensor:
+                              sft_half: bool, fidelity: float | torch.Tensor = 1.0) -> torch.Tensor:
     """Apply (CS-)SFT modulation to ``feat``; see the module docstring for ``fidelity``."""
     if sft_half:
         kept, modulated = torch.split(feat, feat.size(1) // 2, dim=1)
     else:
         kept, modulated = None, feat
-    if fidelity == 1.0 and not feat.requires_grad:
+    if isinstance(fidelity, torch.Tensor):
+        out = torch.lerp(modulated, modulated * scale + shift, fidelity.to(feat.dtype))
+    elif fidelity == 1.0 and not feat.requires_grad:
         # without autograd the modulated half is overwritten in place: no concatenation copy
         modulated.mul_(scale).add_(shift)
         return feat
-    if fidelity == 1.0:
+    elif fidelity == 1.0:
         out = modulated * scale + shift
     elif fidelity == 0.0:
         out = modulated
@@ -50,12 +57,12 @@ def stored_noise(generator: nn.Module) -> list[torch.Tensor]:
     return [getattr(generator.noises, f"noise{i}") for i in range(generator.num_layers)]
 
 
-def _keep_going() -> None:
+def keep_going() -> None:
     pass
 
 
 def synthesize(generator: nn.Module, latent: torch.Tensor, conditions: Sequence[torch.Tensor],
-               noise: Sequence[torch.Tensor | None], sft_half: bool, fidelity: float = 1.0,
+               noise: Sequence[torch.Tensor | None], sft_half: bool, fidelity: float | torch.Tensor = 1.0,
                check: Callable[[], None] | None = None) -> torch.Tensor:
     """StyleGAN2 synthesis from per-layer latents ``[B, num_latent, C]`` with SFT conditions.
 
@@ -64,19 +71,36 @@ def synthesize(generator: nn.Module, latent: torch.Tensor, conditions: Sequence[
     original generator: they share the layer layout and differ only in their blocks.
     ``check()`` runs before each resolution (it stops the synthesis by raising).
     """
-    check = check or _keep_going
+    check = check or keep_going
     check()
+    out, skip = synthesis_start(generator, latent, noise)
+    _, skip = synthesis_levels(generator, latent, conditions, noise, sft_half, fidelity, out, skip,
+                               range(len(generator.to_rgbs)), check)
+    return skip
+
+
+def synthesis_start(generator: nn.Module, latent: torch.Tensor, noise: Sequence[torch.Tensor | None]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 4×4 start: the learned constant, its style conv and first RGB image → ``(features, rgb)``."""
     out = generator.constant_input(latent.shape[0])
     out = generator.style_conv1(out, latent[:, 0], noise=noise[0])
-    skip = generator.to_rgb1(out, latent[:, 1])
-    i = 1
-    for conv1, conv2, noise1, noise2, to_rgb in zip(generator.style_convs[::2], generator.style_convs[1::2],
-                                                    noise[1::2], noise[2::2], generator.to_rgbs):
+    return out, generator.to_rgb1(out, latent[:, 1])
+
+
+def synthesis_levels(generator: nn.Module, latent: torch.Tensor, conditions: Sequence[torch.Tensor],
+                     noise: Sequence[torch.Tensor | None], sft_half: bool, fidelity: float | torch.Tensor,
+                     out: torch.Tensor, skip: torch.Tensor, levels: range,
+                     check: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The resolutions ``levels`` (0 = 8×8, 1 = 16×16, …) from the features and RGB image before them:
+    each upsamples with a style conv, takes the CS-SFT maps of its level, convolves again and adds
+    its RGB image to the upsampled skip. ``check()`` runs before each level."""
+    check = check or keep_going
+    for level in levels:
         check()
-        out = conv1(out, latent[:, i], noise=noise1)
+        i = 1 + 2 * level  # this level's first latent / condition index
+        out = generator.style_convs[2 * level](out, latent[:, i], noise=noise[i])
         if i < len(conditions):  # the U-Net may provide fewer levels than the generator has
             out = spatial_feature_transform(out, conditions[i - 1], conditions[i], sft_half, fidelity)
-        out = conv2(out, latent[:, i + 1], noise=noise2)
-        skip = to_rgb(out, latent[:, i + 2], skip)
-        i += 2
-    return skip
+        out = generator.style_convs[2 * level + 1](out, latent[:, i + 1], noise=noise[i + 1])
+        skip = generator.to_rgbs[level](out, latent[:, i + 2], skip)
+    return out, skip

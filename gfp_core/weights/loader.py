@@ -8,7 +8,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from ..backends import select_backend
 from ..device import resolve_device, resolve_dtype
+from ..options import BACKENDS
 from ..errors import UnsupportedCheckpointError
 from .architectures import Architecture, adapt_state, detect_architecture, get_architecture, recognise_architecture
 from .checkpoint import is_synthetic, read_checkpoint
@@ -27,6 +29,7 @@ class ModelInfo:
     verified: bool            # its SHA-256 is the registry's
     synthetic: bool           # seeded random weights (gfp_core.synthetic), not a trained model
     exact: bool               # reference kernels (bit-exact with the official code)
+    backend: str = "torch"    # what runs the forward pass: torch or openvino (gfp_core.backends)
 
 
 class LoadedModel(NamedTuple):
@@ -89,7 +92,8 @@ def _summary(exc: Exception, limit: int = 400) -> str:
 
 def load_model(ref: str | os.PathLike[str], *, device: str | torch.device | None = None,
                dtype: str | torch.dtype | None = None, allow_unverified: bool | None = None,
-               download: bool = True, progress: bool = True, exact: bool = False) -> nn.Module:
+               download: bool = True, progress: bool = True, exact: bool = False,
+               backend: str | None = None) -> nn.Module:
     """Load a known model by name (``"v1.4"``, ``"GFPGANv1.3"``, ``"CodeFormer"``, …) or any weights file
     of a face restorer we recognise (GFPGAN, RestoreFormer, RestoreFormer++, CodeFormer).
 
@@ -101,18 +105,24 @@ def load_model(ref: str | os.PathLike[str], *, device: str | torch.device | None
     ``speed_up``: for GFPGAN Winograd convolutions on CPUs in fp32, channels-last elsewhere); their
     outputs differ from the official code's by float rounding (about 1e-5 on the [-1, 1] scale).
     ``exact=True`` keeps the reference kernels: the official outputs bit for bit.
+    ``backend`` (GFPGAN restorers; :data:`gfp_core.options.BACKENDS`, default 'auto' or ``GFP_BACKEND``):
+    'openvino' runs the forward pass on OpenVINO's CPU runtime (:mod:`gfp_core.backends`), 'auto'
+    does so where it is installed and measured faster; other models always run on PyTorch.
     """
     return load_model_with_info(ref, device=device, dtype=dtype, allow_unverified=allow_unverified,
-                                download=download, progress=progress, exact=exact).module
+                                download=download, progress=progress, exact=exact, backend=backend).module
 
 
 def load_model_with_info(ref: str | os.PathLike[str], *, device: str | torch.device | None = None,
                          dtype: str | torch.dtype | None = None, allow_unverified: bool | None = None,
-                         download: bool = True, progress: bool = True, exact: bool = False) -> LoadedModel:
+                         download: bool = True, progress: bool = True, exact: bool = False,
+                         backend: str | None = None) -> LoadedModel:
     """:func:`load_model`, and beside the module a :class:`ModelInfo`: its file, how it was found,
     whether its SHA-256 was verified, whether it is synthetic."""
     target = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target)  # bad options fail before any file is read
+    if backend is not None:
+        BACKENDS.check(backend.strip().lower() if isinstance(backend, str) else backend)
     resolved = resolve_weights(ref, download=download, allow_unverified=allow_unverified, progress=progress)
     state, metadata = read_checkpoint(resolved.path)
     model, arch = build_for(state, resolved.spec, str(resolved.path))
@@ -121,7 +131,8 @@ def load_model_with_info(ref: str | os.PathLike[str], *, device: str | torch.dev
     model.to(device=target, dtype=target_dtype)
     if not exact and arch.speed_up is not None:
         arch.speed_up(model, target)
+    model, used = select_backend(model, backend, exact=exact)
     info = ModelInfo(arch=arch.name, path=str(resolved.path), source=resolved.source,
                      name=resolved.spec.name if resolved.spec else None, verified=resolved.verified,
-                     synthetic=is_synthetic(metadata), exact=exact)
+                     synthetic=is_synthetic(metadata), exact=exact, backend=used)
     return LoadedModel(model, info)
