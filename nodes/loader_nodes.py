@@ -23,17 +23,21 @@ class GFPGANModelLoader(io.ComfyNode):
                 io.Combo.Input("dtype", options=loaders.DTYPES, default="fp32",
                                tooltip="fp32 = the published numerics; bf16 (CPU or GPU) and fp16 (GPU only) "
                                        "halve the memory"),
+                # optional and last: a workflow saved before it existed loads with the default
+                io.Combo.Input("backend", options=loaders.BACKENDS, default="auto", optional=True,
+                               tooltip="what runs GFPGAN: auto = OpenVINO on the CPU when installed and measured "
+                                       "faster, else PyTorch; openvino runs on the CPU only"),
             ],
             outputs=[GFPGANModel.Output(display_name="model", tooltip="the restorer, for the restore nodes")],
         )
 
     @classmethod
-    def fingerprint_inputs(cls, model_name: str, device: str, dtype: str) -> str:
+    def fingerprint_inputs(cls, model_name: str, device: str, dtype: str, backend: str = "auto") -> str:
         return loaders.file_fingerprint(host.RESTORE_FOLDER, model_name)  # a replaced file is loaded again
 
     @classmethod
-    def execute(cls, model_name: str, device: str, dtype: str) -> io.NodeOutput:
-        return io.NodeOutput(loaders.load_restorer(model_name, device, dtype))
+    def execute(cls, model_name: str, device: str, dtype: str, backend: str = "auto") -> io.NodeOutput:
+        return io.NodeOutput(loaders.load_restorer(model_name, device, dtype, backend))
 
 
 class GFPGANFaceDetectorLoader(io.ComfyNode):

@@ -21,6 +21,7 @@ from .messages import comfy_errors
 
 DEVICES = list(options.DEVICES.names)
 DTYPES = list(DTYPE_NAMES)
+BACKENDS = list(options.BACKENDS.names)
 DETECTORS = list(DETECTOR_NAMES)
 
 
@@ -54,9 +55,13 @@ def restorer_reference(model_name: str) -> str:
 
 
 @comfy_errors
-def load_restorer(model_name: str, device: str, dtype: str) -> Managed:
+def load_restorer(model_name: str, device: str, dtype: str, backend: str = "auto") -> Managed:
+    """``backend`` (gfp_core.options.BACKENDS): 'auto' is the library's default, so GFP_BACKEND set for the
+    ComfyUI process still pins it; 'openvino' on a GPU is refused with the library's message."""
+    options.BACKENDS.check(backend)  # before any file is read
     target = host.device(device)
-    module = load_model(restorer_reference(model_name), device=target, dtype=dtype)
+    module = load_model(restorer_reference(model_name), device=target, dtype=dtype,
+                        backend=None if backend == "auto" else backend)
     return Managed(module, module, target)
 
 

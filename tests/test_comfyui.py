@@ -61,6 +61,7 @@ EXPECTED_INPUT_NAMES = {
 #: old prompt lacks them; the function's default keeps its old behaviour) and after every older widget
 #: (the frontend gives a saved workflow's widget values to the widgets by position)
 ADDED_INPUTS = {
+    "GFPGANModelLoader": {"backend": "auto"},
     "GFPGANDetectFaces": {"smoothing": 0.5, "fps": 30.0},
     "GFPGANRestoreFaces": {"smoothing": 0.5, "fps": 30.0, "steady": 1.0},
     "GFPGANPasteFaces": {"steady": 1.0},

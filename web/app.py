@@ -194,9 +194,10 @@ def create_app(argv: list[str] | None = None) -> tuple[gr.Blocks, WebSettings]:
         add_model_dir(folder)
     video_limits = VideoLimits(seconds=settings.max_video_seconds, frames=settings.max_video_frames,
                                pixels=settings.max_video_pixels, file_bytes=file_size_bytes(settings.max_file_size))
-    engine = RestoreEngine(device=settings.device, dtype=settings.dtype, max_pixels=settings.max_pixels,
-                           max_output_pixels=settings.max_output_pixels, max_faces=settings.max_faces,
-                           time_limit=settings.time_limit, allow_unverified=settings.allow_unverified,
+    engine = RestoreEngine(device=settings.device, dtype=settings.dtype, backend=settings.backend,
+                           max_pixels=settings.max_pixels, max_output_pixels=settings.max_output_pixels,
+                           max_faces=settings.max_faces, time_limit=settings.time_limit,
+                           allow_unverified=settings.allow_unverified,
                            keep_s=settings.keep_results, video_limits=video_limits)
     atexit.register(engine.close)
     log.info("results kept in %s for %g s", engine.output_dir, engine.keep_s)

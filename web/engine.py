@@ -144,6 +144,7 @@ class RestoreOutcome:
     seconds: float
     notes: list[str] = field(default_factory=list)  # fallbacks and limits the user should know about
     weights_note: str | None = None  # set when the GFPGAN weights are not the verified published ones
+    backend: str = "torch"      # what ran the face model's forward pass: torch or openvino
 
     @property
     def summary(self) -> str:
@@ -169,6 +170,7 @@ class ClipOutcome:
     seconds: float
     notes: list[str] = field(default_factory=list)
     weights_note: str | None = None
+    backend: str = "torch"
 
     @property
     def summary(self) -> str:
@@ -223,18 +225,21 @@ class RestoreEngine:
     (input pixels × upscale²), ``max_faces`` the faces restored per photo (the largest are kept),
     ``time_limit`` the seconds one request may work, ``video_limits`` the clips taken (length, frames,
     frame size, file size). ``allow_unverified``: accept weights whose SHA-256 differs from the
-    registry's (outcomes then carry a ``weights_note``).
+    registry's (outcomes then carry a ``weights_note``). ``backend``: what runs the GFPGAN versions'
+    forward pass (gfp_core.options.BACKENDS; None: the library's default; where 'openvino' cannot run,
+    PyTorch).
 
     Result files go to ``output_dir``; a background thread removes them ``keep_s`` seconds after
     they were written, and :meth:`close` removes the folder."""
 
-    def __init__(self, *, device: str | None = None, dtype: str | None = None,
+    def __init__(self, *, device: str | None = None, dtype: str | None = None, backend: str | None = None,
                  max_pixels: int = 40_000_000, max_output_pixels: int = 100_000_000, max_faces: int = 20,
                  time_limit: float = 300, allow_unverified: bool | None = None,
                  max_models: int = 2, output_dir: str | Path | None = None, keep_s: float = 3600,
                  video_limits: VideoLimits | None = None) -> None:
         self.device = device
         self.dtype = dtype
+        self.backend = backend
         self.max_pixels = min(max_pixels, DEFAULT_MAX_PIXELS)
         self.max_output_pixels = max_output_pixels
         self.max_faces = max_faces
@@ -258,8 +263,24 @@ class RestoreEngine:
     def restorer_model(self, name: str) -> LoadedModel:
         """Face model ``name`` (a GFPGAN version or another restorer), loaded once, with what its weights are
         beside it."""
-        return self.restorers.get(("gfpgan", name), lambda: load_model_with_info(
-            name, device=self.device, dtype=self.dtype, allow_unverified=self.allow_unverified))
+        def load(backend: str | None) -> LoadedModel:
+            return load_model_with_info(name, device=self.device, dtype=self.dtype,
+                                        allow_unverified=self.allow_unverified, backend=backend)
+
+        def load_for_backend() -> LoadedModel:
+            # OpenVINO runs GFPGAN only: the other restorers run on PyTorch whatever the server's backend
+            if name not in options.MODELS:
+                return load("torch")
+            try:
+                return load(self.backend)
+            except InvalidOptionError as exc:
+                if exc.setting != "backend":
+                    raise
+                # a server set to openvino where this version or the device cannot have it: the page goes
+                # on with PyTorch (the summary says which ran), and the log says why
+                log.warning("%s runs on PyTorch: %s", model_title(name), one_line(str(exc)))
+                return load("torch")
+        return self.restorers.get(("gfpgan", name), load_for_backend)
 
     def preload(self, names: tuple[str, ...] = DEFAULT_MODELS) -> None:
         """Load the page's default models now (at start-up: on ZeroGPU, models placed while the
@@ -360,7 +381,7 @@ class RestoreEngine:
             face_pairs=_face_pairs(result),
             num_detected=result.num_found[0], num_restored=result.num_restored[0],
             file=file, seconds=time.perf_counter() - start, notes=notes,
-            weights_note=weights_note(options.model, model_info))
+            weights_note=weights_note(options.model, model_info), backend=model_info.backend)
         log.info("restored %s: %s", image_path.name, outcome.summary)
         return outcome
 
@@ -442,7 +463,7 @@ class RestoreEngine:
         outcome = ClipOutcome(file=dst, frames=done.frames, faces=done.faces,
                               frames_without_faces=done.frames_without_faces, size=done.size, fps=float(done.fps),
                               audio=done.audio, seconds=time.perf_counter() - start, notes=notes,
-                              weights_note=weights_note(options.model, model_info))
+                              weights_note=weights_note(options.model, model_info), backend=model_info.backend)
         log.info("restored %s: %s", src.name, outcome.summary)
         return outcome
 

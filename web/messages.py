@@ -28,7 +28,8 @@ _QUOTED = re.compile(r"(['\"])([^'\"]{40})[^'\"]+\1")
 def summary_text(outcome: RestoreOutcome | ClipOutcome, model: str) -> str:
     """A result's summary line, its notes and what the weights are, as Markdown."""
     notes = outcome.notes + ([outcome.weights_note] if outcome.weights_note else [])
-    lines = [f"**{outcome.summary}** with {model_title(model)}."] + [f"- {note}" for note in notes]
+    runtime = "OpenVINO" if outcome.backend == "openvino" else "PyTorch"
+    lines = [f"**{outcome.summary}** with {model_title(model)} on {runtime}."] + [f"- {note}" for note in notes]
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from gfp_core.errors import InvalidOptionError
 #: option names (gfp_core.options', and the demo's own video limits below) → these settings' flags
 SETTINGS_FLAGS = {"face_limit": "--max-faces", "max_pixels": "--max-pixels",
                   "max_output_pixels": "--max-output-pixels", "device": "--device", "dtype": "--dtype",
+                  "backend": "--backend",
                   "max_video_seconds": "--max-video-seconds", "max_video_frames": "--max-video-frames",
                   "max_video_pixels": "--max-video-pixels"}
 #: the demo's own limits on clips (the library has none: a long clip is only slow), checked the options' way
@@ -40,6 +41,7 @@ class WebSettings:
     keep_results: float = 3600      # seconds a result file stays on the server
     device: str | None = None       # gfp_core's policy: auto = CUDA > MPS > CPU
     dtype: str | None = None        # fp32 unless asked (bf16 is fast on recent CPUs, fp16 on GPUs)
+    backend: str | None = None      # what runs GFPGAN: None = gfp_core's default (GFP_BACKEND, else auto)
     model_dirs: list[str] = field(default_factory=list)  # searched before the Hugging Face cache
     allow_unverified: bool = False  # use weights whose SHA-256 differs from the registry's (the page says so)
     share: bool = False
@@ -52,8 +54,10 @@ _ENV = {  # option → environment variable
     "max_video_seconds": "GFP_WEB_MAX_VIDEO_SECONDS", "max_video_frames": "GFP_WEB_MAX_VIDEO_FRAMES",
     "max_video_pixels": "GFP_WEB_MAX_VIDEO_PIXELS",
     "time_limit": "GFP_WEB_TIME_LIMIT", "keep_results": "GFP_WEB_KEEP_RESULTS", "device": "GFP_DEVICE",
-    "dtype": "GFP_DTYPE",
+    "dtype": "GFP_DTYPE", "backend": "GFP_BACKEND",
 }
+#: what the generic "(env …; default …)" help does not say
+_HELP = {"backend": f"{options.BACKENDS.what}: {', '.join(options.BACKENDS.names)} "}
 _UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}  # as Gradio counts max_file_size
 
 
@@ -76,7 +80,7 @@ def parse_settings(argv: list[str] | None = None) -> WebSettings:
         default = getattr(defaults, name)
         kind = int if name == "port" else type(default) if default is not None else str
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=os.environ.get(env, default),
-                            help=f"(env {env}; default {default})")
+                            help=f"{_HELP.get(name, '')}(env {env}; default {default})")
     parser.add_argument("--model-dir", action="append", default=[], dest="model_dirs",
                         help="a folder of weights files to use before the Hugging Face cache (repeatable)")
     parser.add_argument("--allow-unverified", action="store_true",
@@ -100,6 +104,8 @@ def parse_settings(argv: list[str] | None = None) -> WebSettings:
                 args.device = options.check_device(args.device)
             if args.dtype is not None:
                 args.dtype = options.check_dtype(args.dtype)
+            if args.backend is not None:  # refused at start-up, not on a visitor's first restore
+                args.backend = options.BACKENDS.check(args.backend.strip().lower())
     except InvalidOptionError as exc:
         parser.error(str(exc))
     if args.time_limit <= 0:
