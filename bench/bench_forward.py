@@ -72,7 +72,7 @@ class Impl:
     label: str  # shown in the table
     dtype: str = "fp32"  # ours only: fp32, bf16, fp16 (OpenVINO: its inference precision)
     exact: bool = False  # ours only: reference kernels (bit-identical with the official code)
-    runtime: str = "torch"  # or "onnxruntime" / "openvino" (our exported graph)
+    runtime: str = "torch"  # or "onnxruntime" / "openvino" (our exported graph) / "backend" (load_model's)
 
     @property
     def is_official(self) -> bool:
@@ -92,6 +92,8 @@ IMPLS: tuple[Impl, ...] = (
     Impl("openvino-clean", "clean", "ours exported, OpenVINO CPU", exact=True, runtime="openvino"),
     Impl("openvino-clean-bf16", "clean", "ours exported, OpenVINO CPU bf16", dtype="bf16", exact=True,
          runtime="openvino"),
+    Impl("ours-clean-openvino", "clean", "ours, backend='openvino' (3 graphs: bf16, fp32 coarse prior, bf16)",
+         runtime="backend"),
     Impl("official-clean", "clean", "official GFPGANv1Clean"),
     Impl("spandrel-clean", "clean", "spandrel GFPGAN"),
     Impl("ours-original", "original", "ours GFPGANv1"),
@@ -99,8 +101,8 @@ IMPLS: tuple[Impl, ...] = (
 )
 #: what runs without --impls (spandrel's arch is a copy of the official one: --impls adds it)
 DEFAULT_IMPLS = {
-    "cpu": ("ours-clean", "ours-clean-exact", "ours-clean-bf16", "onnxruntime-clean", "official-clean",
-            "ours-original", "official-original"),
+    "cpu": ("ours-clean", "ours-clean-exact", "ours-clean-bf16", "onnxruntime-clean", "ours-clean-openvino",
+            "official-clean", "ours-original", "official-original"),
     "cuda": ("ours-clean", "ours-clean-fp16", "ours-clean-bf16", "official-clean", "ours-original",
              "official-original"),
 }
@@ -255,6 +257,22 @@ def build_openvino(impl: Impl, model: nn.Module) -> Loaded:
                   [f"OpenVINO {ov.__version__.split('-')[0]}, exported with fixed noise, {impl.dtype}"])
 
 
+def build_backend(impl: Impl, model: nn.Module) -> Loaded:
+    """What ``load_model(..., backend='openvino')`` runs (:mod:`gfp_core.backends.openvino`): exported
+    and checked when built (a cache under ``$GFP_HOME``, which :func:`main` points at a temporary
+    folder shared with the memory workers), so the timings hold no export."""
+    from gfp_core.backends.openvino import accelerate
+
+    restorer = accelerate(model)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return restorer(x.float(), return_rgb=False)[0]
+
+    record = restorer.record
+    return Loaded(impl, restorer, forward, forward,
+                  [f"OpenVINO {record.openvino}; first-use check: max difference {record.max_abs_diff} by fidelity"])
+
+
 def build(impl: Impl, source: nn.Module, device: torch.device, spandrel_call: str,
           cuda_graphs: bool = False) -> Loaded:
     """Build ``impl`` on ``device`` with the weights of ``source`` (the official model of its arch)."""
@@ -280,6 +298,8 @@ def build(impl: Impl, source: nn.Module, device: torch.device, spandrel_call: st
             return build_onnxruntime(impl, model)
         if impl.runtime == "openvino":
             return build_openvino(impl, model)
+        if impl.runtime == "backend":
+            return build_backend(impl, model)
 
         def ours_forward(x: torch.Tensor) -> torch.Tensor:
             return model(x.to(dtype), return_rgb=False)[0].float()
@@ -591,6 +611,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--repeats and --batches must be ≥ 1, --warmup ≥ 0")
     if args.impls is None:
         args.impls = list(DEFAULT_IMPLS["cuda" if args.device.startswith("cuda") else "cpu"])
+        from gfp_core.backends.openvino import available
+
+        if not available():  # an optional backend: its row is left out where it is not installed
+            args.impls = [key for key in args.impls if IMPLS_BY_KEY[key].runtime != "backend"]
     if not args.device.startswith("cuda"):
         args.impls = [key for key in args.impls if IMPLS_BY_KEY[key].dtype != "fp16"]  # no fp16 kernels on CPUs
     if any(IMPLS_BY_KEY[key].runtime == "onnxruntime" for key in args.impls) and args.warmup < 1:
@@ -620,6 +644,10 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     impls = [IMPLS_BY_KEY[key] for key in IMPLS_BY_KEY if key in args.impls]
+    if any(impl.runtime == "backend" for impl in impls) and "GFP_BENCH_KEEP_HOME" not in os.environ:
+        import tempfile  # a fresh export cache, inherited by the memory workers
+
+        os.environ["GFP_HOME"] = tempfile.mkdtemp(prefix="gfp_bench_home_")
     print(f"building {len(impls)} models on {device} …", flush=True)
     loaded = build_all(impls, args.seed, args.noise_strength, device, args.spandrel_call, args.cuda_graphs)
 

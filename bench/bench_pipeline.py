@@ -8,7 +8,9 @@ code works in BGR, with the same pixel coordinates), so detection is left out of
 
 * **Ours**: ``FaceRestorer(weights, detector='embedded', upscale=2, mask='parsing').restore(rgb, faces=faces)``
   — alignment, restoration, ParseNet masks, paste-back, Lanczos background; in fp32 (default
-  kernels) and, as a second row, bf16 (``--dtypes``). ``--mask box`` compares square masks instead.
+  kernels) and, as further rows, bf16 (``--dtypes``) and, where ``openvino`` is installed, the
+  OpenVINO backend (``backend='openvino'``, exported before timing). ``--mask box`` compares square
+  masks instead.
 * **Official**: the body of ``gfpgan.utils.GFPGANer.enhance`` (gfpgan 1.3.8, facexlib's
   ``FaceRestoreHelper``), call for call, with ``get_face_landmarks_5`` replaced by setting the given
   landmarks; ParseNet paste masks (``use_parse=True``, as ``GFPGANer`` builds its helper) with the
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -294,10 +297,15 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> dict[str, o
             parse_state = random_state_dict("parsenet", seed=args.seed)
             write_random_checkpoint("parsenet", Path(tmp) / "parsing_parsenet.pth", seed=args.seed)
             add_model_dir(tmp, kinds=["parsing"])
-        for dtype in args.dtypes:
-            key = "ours" if dtype == "fp32" else f"ours-{dtype}"
+        variants = {("ours" if dtype == "fp32" else f"ours-{dtype}"): (dtype, "torch") for dtype in args.dtypes}
+        from gfp_core.backends.openvino import available
+
+        if device.type == "cpu" and available():  # the optional backend, exported into this folder's cache
+            variants["ours-openvino"] = ("fp32", "openvino")
+        os.environ["GFP_HOME"] = tmp
+        for key, (dtype, backend) in variants.items():
             ours[key] = FaceRestorer(weights, detector="embedded", upscale=UPSCALE, mask=args.mask, device=device,
-                                     dtype=dtype, allow_unverified=True)
+                                     dtype=dtype, allow_unverified=True, backend=backend)
             ours[key].parser  # noqa: B018  (loaded now, while its file exists; not in any timing)
         official = official_restorer(weights, device, parse_state)
     clocks = {key: StageClock(restorer) for key, restorer in ours.items()}

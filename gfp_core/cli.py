@@ -25,7 +25,7 @@ CLI_WORDS = {
     "min_face_size": "--min-face-size", "background": "--bg-upsampler", "background_tile": "--bg-tile",
     "device": "--device", "dtype": "--dtype", "model": "--model", "max_pixels": "--max-pixels",
     "max_output_pixels": "--max-output-pixels", "batch_size": "--batch-size", "smoothing": "--smoothing",
-    "steady": "--steady", "crf": "--crf",
+    "steady": "--steady", "crf": "--crf", "backend": "--backend",
 }
 
 
@@ -243,10 +243,11 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
         smoothing=args.smoothing, steady=args.steady, background=args.bg_upsampler, background_tile=args.bg_tile,
         max_pixels=args.max_pixels, max_output_pixels=args.max_output_pixels, allow_unverified=args.allow_unverified,
-        exact=args.exact)
+        exact=args.exact, backend=args.backend)
     info = restorer.model_info
     detector = "none (aligned faces)" if args.aligned else restorer.detector.name
-    print(f"model: {info.name or info.arch} from {info.path}; detector: {detector}", file=sys.stderr)
+    runtime = "OpenVINO" if info.backend == "openvino" else "PyTorch"
+    print(f"model: {info.name or info.arch} from {info.path}, on {runtime}; detector: {detector}", file=sys.stderr)
     if info.synthetic:
         print("!! these are seeded random weights: the results show the pipeline at work, not restored faces",
               file=sys.stderr)
@@ -522,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto",
                    help=f"{options.DEVICES.what}: {', '.join(options.DEVICE_FORMS)} ({options.DEVICES.help()})")
     p.add_argument("--dtype", default="fp32", choices=options.DTYPES.names, help=options.DTYPES.help())
+    p.add_argument("--backend", choices=options.BACKENDS.names,
+                   help=f"{options.BACKENDS.what} (default auto, or $GFP_BACKEND): {options.BACKENDS.help()}")
     p.add_argument("--exact", action="store_true",
                    help="reference kernels: the official numerics bit for bit (default: faster kernels, "
                         "same result within float rounding)")
