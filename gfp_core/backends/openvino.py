@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -135,7 +136,9 @@ def export(model: nn.Module, folder: Path, fp32_levels: int = FP32_PRIOR_LEVELS)
     size = model.out_size
     fidelity = torch.tensor(1.0)
     faces = torch.zeros(1, 3, size, size)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # tracing notes every shape test it freezes; the graphs are built for one face of this size on purpose
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         encoder = Encoder(model).eval()
         encoded = encoder(faces)
         start = PriorStart(model, fp32_levels).eval()
