@@ -33,13 +33,20 @@ def check_fidelity(fidelity: float | torch.Tensor) -> float | torch.Tensor:
 def spatial_feature_transform(feat: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
                               sft_half: bool, fidelity: float | torch.Tensor = 1.0) -> torch.Tensor:
     """Apply (CS-)SFT modulation to ``feat``; see the module docstring for ``fidelity``."""
+    if isinstance(fidelity, torch.Tensor):
+        # F + f·(F·α + β − F) = F·(1 + f·(α − 1)) + f·β, as one affine over all channels (the kept half
+        # ×1 + 0): exported runtimes run a channel split with slow reference kernels
+        weight = fidelity.to(feat.dtype)
+        scale, shift = 1 + weight * (scale - 1), weight * shift
+        if sft_half:
+            scale = torch.cat([torch.ones_like(scale), scale], dim=1)
+            shift = torch.cat([torch.zeros_like(shift), shift], dim=1)
+        return feat * scale + shift
     if sft_half:
         kept, modulated = torch.split(feat, feat.size(1) // 2, dim=1)
     else:
         kept, modulated = None, feat
-    if isinstance(fidelity, torch.Tensor):
-        out = torch.lerp(modulated, modulated * scale + shift, fidelity.to(feat.dtype))
-    elif fidelity == 1.0 and not feat.requires_grad:
+    if fidelity == 1.0 and not feat.requires_grad:
         # without autograd the modulated half is overwritten in place: no concatenation copy
         modulated.mul_(scale).add_(shift)
         return feat

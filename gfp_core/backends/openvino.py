@@ -44,7 +44,7 @@ TOLERANCE = 0.05
 #: on its latent code alone), so each is checked and lower ones run on PyTorch if they miss
 CHECKED_FIDELITIES = (1.0, 0.5, 0.0)
 #: changes whenever the exported graphs change, so that older caches are not read
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 #: how often a running graph looks whether the caller wants to stop (milliseconds)
 POLL_MS = 20
 _PARTS = (("encoder", "bf16"), ("prior_start", "f32"), ("prior_end", "bf16"))
