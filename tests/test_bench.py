@@ -43,7 +43,10 @@ def test_report_writes_tables_between_the_markers_and_flags_missed_targets(tmp_p
     forward = {"environment": env, "results": [
         _forward_result("official-clean", 1, 3.0, 3.0, 0.0, 700),
         _forward_result("ours-clean", 1, 1.5, 3.0, 2e-5, 650),
-        _forward_result("ours-clean-bf16", 1, 1.4, 3.0, 0.05, 400)]}
+        _forward_result("ours-clean-bf16", 1, 1.4, 3.0, 0.05, 400),
+        _forward_result("ours-clean-openvino", 1, 0.9, 3.0, 0.035, 250)]}
+    forward["results"][0]["memory"]["peak_total_mib"] = 1800
+    forward["results"][-1]["memory"]["peak_total_mib"] = 2300
     (results / "forward_cpu.json").write_text(json.dumps(forward))
     monkeypatch.setattr(report, "RESULTS", results)
     readme = tmp_path / "README.md"
@@ -54,7 +57,10 @@ def test_report_writes_tables_between_the_markers_and_flags_missed_targets(tmp_p
     assert "old" not in text and text.startswith("# x\n\n## Performance\n\nintro\n") and text.endswith("## Next\n")
     assert "| one face, fp32: ≥ 1.3× the official speed | 2.00× (max abs diff 2.0e-05) | met |" in text
     assert "| one face, bf16: ≥ 2.5× the official fp32 speed | 2.14×" in text and "**missed**" in text
-    assert "| peak memory ≤ official, batch 1 | 650 vs 700 MiB | met |" in text
+    assert "| peak memory of the forward ≤ official, PyTorch, batch 1 | 650 vs 700 MiB | met |" in text
+    assert ("| one face, OpenVINO backend, batch 1: ≥ 3× the official speed, max abs diff ≤ 0.05 | 3.33× "
+            "(max abs diff 0.035) | met |") in text
+    assert "| whole process's peak ≤ official, OpenVINO backend, batch 1 | 2300 vs 1800 MiB | **missed** |" in text
 
     no_markers = tmp_path / "plain.md"
     no_markers.write_text("# nothing here\n")
