@@ -19,6 +19,8 @@ from gfp_core.errors import GFPError, UnknownModelError
 from gfp_core.weights import read_state_dict
 from helpers import forget_modules, import_pack
 
+ROOT = Path(__file__).resolve().parents[1]
+
 PACK = "gfp_pack_loader_test"
 
 
@@ -31,6 +33,25 @@ def loaders():  # (the loaders module, the faces module)
         yield importlib.import_module(f"{PACK}.nodes.loaders"), importlib.import_module(f"{PACK}.nodes.faces")
     finally:
         forget_modules(PACK)
+
+
+def _loader_in_comfyui(comfyui: Path, folder: Path) -> str:
+    """A script's start: ComfyUI's real folder_paths with ``folder`` as a face-restore model folder,
+    the pack imported as ComfyUI imports it, and its model loader node as ``node``."""
+    return textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(comfyui)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import folder_paths
+        folder_paths.add_model_folder_path("facerestore_models", {str(folder)!r})
+        from comfy.cli_args import args
+        args.cpu = True
+        import asyncio
+        from helpers import import_pack
+        pack = import_pack("gfp_pack_in_comfy")
+        [node] = [n for n in asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
+                  if n.GET_SCHEMA().node_id == "GFPGANModelLoader"]
+    """)
 
 
 @pytest.mark.parametrize("outside", ["absolute", "traversal", "registry-filename"])
@@ -88,20 +109,7 @@ def test_inside_comfyui_only_files_in_the_model_folder_are_opened(tmp_path, tiny
     torch.save(torch.load(tiny_checkpoint, weights_only=True), folder / "mine.pth")
     outside = tmp_path / "outside.pth"
     outside.write_bytes(tiny_checkpoint.read_bytes())
-    root = Path(__file__).resolve().parents[1]
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(comfyui)!r})
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        import folder_paths
-        folder_paths.add_model_folder_path("facerestore_models", {str(folder)!r})
-        from comfy.cli_args import args
-        args.cpu = True
-        import asyncio
-        from helpers import import_pack
-        pack = import_pack("gfp_pack_in_comfy")
-        [node] = [n for n in asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
-                  if n.GET_SCHEMA().node_id == "GFPGANModelLoader"]
+    script = _loader_in_comfyui(comfyui, folder) + textwrap.dedent(f"""
         choices = node.INPUT_TYPES()["required"]["model_name"][1]["options"]
         assert "mine.pth" in choices, choices
         (model,) = node.execute("mine.pth", "cpu", "fp32")
@@ -116,7 +124,7 @@ def test_inside_comfyui_only_files_in_the_model_folder_are_opened(tmp_path, tiny
             except Exception as exc:
                 print("refused", type(exc).__name__, name)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300,
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "GFP_MODEL_DIRS": "",
                                  "GFP_HOME": str(tmp_path / "home")})
     assert result.returncode == 0, result.stderr
@@ -179,20 +187,7 @@ def test_the_backend_input_comes_last_and_old_workflows_still_load(tmp_path, tin
     folder = tmp_path / "facerestore"
     folder.mkdir()
     torch.save(torch.load(tiny_checkpoint, weights_only=True), folder / "mine.pth")
-    root = Path(__file__).resolve().parents[1]
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(comfyui)!r})
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        import folder_paths
-        folder_paths.add_model_folder_path("facerestore_models", {str(folder)!r})
-        from comfy.cli_args import args
-        args.cpu = True
-        import asyncio
-        from helpers import import_pack
-        pack = import_pack("gfp_pack_backend")
-        [node] = [n for n in asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
-                  if n.GET_SCHEMA().node_id == "GFPGANModelLoader"]
+    script = _loader_in_comfyui(comfyui, folder) + textwrap.dedent("""
         last = node.GET_SCHEMA().inputs[-1]
         print("last:", last.id, last.optional, last.default, list(last.options))
         print("optional:", node.INPUT_TYPES()["optional"]["backend"][1]["default"])
@@ -200,7 +195,7 @@ def test_the_backend_input_comes_last_and_old_workflows_still_load(tmp_path, tin
         (new,) = node.execute("mine.pth", "cpu", "fp32", "torch")
         print("loaded:", type(old.value).__name__, type(new.value).__name__)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300,
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "GFP_MODEL_DIRS": "",
                                  "GFP_HOME": str(tmp_path / "home")})
     assert result.returncode == 0, result.stderr
