@@ -210,3 +210,22 @@ def test_cli_restores_on_openvino_and_says_so(exported, openvino_home, checkpoin
     bad = subprocess.run([sys.executable, "-m", "gfp_core", "restore", str(crop), "-o", str(tmp_path / "bad"),
                           "--backend", "tensorrt"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode != 0 and "--backend" in bad.stderr and "openvino" in bad.stderr
+
+
+def test_an_unwritable_cache_keeps_pytorch_under_auto_and_says_why_under_openvino(checkpoint, tmp_path, monkeypatch,
+                                                                                 caplog):
+    from gfp_core.errors import GFPError
+    from gfp_core.weights import load_model_with_info
+
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        unavailable("openvino is not installed (requirements-test.txt)")
+    blocked = tmp_path / "home"
+    blocked.write_text("a file where the cache folder would go")  # no folder can be made under it
+    monkeypatch.setenv("GFP_HOME", str(blocked))
+    with caplog.at_level(logging.WARNING, logger="gfp_core.backends"):
+        assert load_model_with_info(checkpoint, allow_unverified=True, backend="auto").info.backend == "torch"
+    assert "GFP_HOME" in caplog.text
+    with pytest.raises(GFPError, match="cannot be saved"):
+        load_model_with_info(checkpoint, allow_unverified=True, backend="openvino")

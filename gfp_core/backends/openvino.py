@@ -299,8 +299,12 @@ def accelerate(model: nn.Module, wanted: Callable[[CheckRecord], bool] = lambda 
             shutil.rmtree(folder, ignore_errors=True)
 
     log.warning("preparing GFPGAN for OpenVINO (once for these weights, about half a minute)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    except OSError as exc:
+        raise GFPError(f"the OpenVINO graphs cannot be saved in {folder.parent} ({exc.strerror or exc}); "
+                       "set GFP_HOME to a writable folder") from exc
     try:
         reference = _fp32_copy(model)
         try:
