@@ -4,6 +4,7 @@
     torchrun --nproc_per_node N -m train --config RECIPE ...
     python -m train export RUN_OR_CHECKPOINT OUTPUT.safetensors
     python -m train prepare PHOTOS... --output FOLDER [--size 512]
+    python -m train testset HQ_PHOTOS OUT [--seed 0] [--aligned] [--wild]
 """
 from __future__ import annotations
 
@@ -65,9 +66,33 @@ def _prepare(argv: Sequence[str]) -> int:
     return 0
 
 
+def _testset(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train testset",
+        description="A test set from your own high-quality faces: aligned, degraded as in the paper (blur, "
+                    "down-sampling, noise, JPEG) with a fixed seed, written as pairs with a manifest.")
+    parser.add_argument("source", help="a folder of high-quality photos (or a list file)")
+    parser.add_argument("output", help="a new folder for gt/, lq/ and manifest.json")
+    parser.add_argument("--seed", type=int, default=0, help="the same folder and seed give the same test set")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--aligned", action="store_true", help="the photos are aligned face crops already")
+    parser.add_argument("--wild", action="store_true",
+                        help="degraded photos without ground truth: their faces are aligned into lq/ only")
+    parser.add_argument("--detector", default="embedded",
+                        help="embedded (default, needs no download), retinaface_resnet50, retinaface_mobile0.25")
+    args = parser.parse_args(argv)
+    from .testset import build_testset
+
+    manifest = build_testset([args.source], args.output, seed=args.seed, size=args.size, aligned=args.aligned,
+                             wild=args.wild, detector=args.detector)
+    kind = "degraded faces (no ground truth)" if args.wild else f"pairs (seed {args.seed})"
+    print(f"{len(manifest['pairs'])} {kind} written to {args.output}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"export": _export, "prepare": _prepare}
+    commands = {"export": _export, "prepare": _prepare, "testset": _testset}
     try:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])
