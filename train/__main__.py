@@ -5,6 +5,7 @@
     python -m train export RUN_OR_CHECKPOINT OUTPUT.safetensors
     python -m train prepare PHOTOS... --output FOLDER [--size 512]
     python -m train testset HQ_PHOTOS OUT [--seed 0] [--aligned] [--wild]
+    python -m train evaluate TESTSET --model v1.4 [--model OTHER ...] [--output DIR]
 """
 from __future__ import annotations
 
@@ -85,14 +86,46 @@ def _testset(argv: Sequence[str]) -> int:
 
     manifest = build_testset([args.source], args.output, seed=args.seed, size=args.size, aligned=args.aligned,
                              wild=args.wild, detector=args.detector)
-    kind = "degraded faces (no ground truth)" if args.wild else f"pairs (seed {args.seed})"
-    print(f"{len(manifest['pairs'])} {kind} written to {args.output}")
+    n = len(manifest["pairs"])
+    kind = f"degraded face{'s' * (n != 1)} (no ground truth)" if args.wild else f"pair{'s' * (n != 1)} (seed {args.seed})"
+    print(f"{n} {kind} written to {args.output}")
+    return 0
+
+
+def _evaluate(argv: Sequence[str]) -> int:
+    from .measures import MEASURES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m train evaluate",
+        description="Restore a test set with one or more models and print the paper's measures for each.")
+    parser.add_argument("testset", help="a folder made by python -m train testset")
+    parser.add_argument("--model", "-m", action="append", required=True,
+                        help="a registry name (v1.4, v1.3, ...) or a weights file; repeat to compare models")
+    parser.add_argument("--output", "-o", help="write results.json, results.csv, results.md (and sheets) here")
+    parser.add_argument("--measures", nargs="+", default=list(MEASURES), choices=MEASURES)
+    parser.add_argument("--sheet-every", type=int, default=0, metavar="N",
+                        help="with --output: a contact sheet (input | each model | ground truth) per N faces")
+    parser.add_argument("--fidelity", type=float, default=1.0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--backend", default=None, help="auto, torch or openvino (default: auto)")
+    parser.add_argument("--identity-weights", default="arcface_resnet18",
+                        help="ArcFace ResNet-18 weights for the identity measure (registry name or file)")
+    parser.add_argument("--allow-unverified", action="store_true", help="accept weights whose SHA-256 does not match")
+    args = parser.parse_args(argv)
+    if args.sheet_every and not args.output:
+        parser.error("--sheet-every needs --output")
+    from .evaluate import evaluate, markdown_table
+
+    report = evaluate(args.testset, args.model, measures=args.measures, device=args.device, backend=args.backend,
+                      fidelity=args.fidelity, allow_unverified=args.allow_unverified or None,
+                      identity_weights=args.identity_weights, output=args.output, sheet_every=args.sheet_every)
+    print(markdown_table(report), end="")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"export": _export, "prepare": _prepare, "testset": _testset}
+    commands = {"export": _export, "prepare": _prepare, "testset": _testset, "evaluate": _evaluate}
     try:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])

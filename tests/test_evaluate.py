@@ -1,0 +1,150 @@
+"""``python -m train evaluate``: the measures agree with their references, and the command compares
+models on a test set built from a real photo."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gfp_core.errors import GFPError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def testset(tmp_path_factory) -> Path:
+    """A 512-px test set from scikit-image's astronaut (one face), built as a user would."""
+    from skimage.data import astronaut
+
+    from train.testset import build_testset
+
+    photos = tmp_path_factory.mktemp("photos")
+    Image.fromarray(astronaut()).save(photos / "astronaut.png")
+    out = tmp_path_factory.mktemp("sets") / "astronaut"
+    build_testset([photos], out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pair(testset) -> tuple[np.ndarray, np.ndarray]:
+    manifest = json.loads((testset / "manifest.json").read_text())
+    first = manifest["pairs"][0]
+    return np.asarray(Image.open(testset / first["lq"])), np.asarray(Image.open(testset / first["gt"]))
+
+
+@pytest.fixture(scope="module")
+def offline_home(tmp_path_factory):
+    """No ArcFace weights and no network: the identity column must be left out, not fail the run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GFP_HOME", str(tmp_path_factory.mktemp("home")))
+        patch.setenv("GFP_MODEL_DIRS", "")
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        yield
+
+
+def test_psnr_and_ssim_agree_with_basicsr(pair):
+    from official import load_official
+
+    from train.measures import build_measures
+
+    load_official()  # basicsr imports only with the torchvision shim
+    from basicsr.metrics import calculate_psnr, calculate_ssim
+
+    degraded, truth = pair
+    (psnr, ssim), _ = build_measures(("psnr", "ssim"))
+    assert psnr.compute(degraded, truth) == pytest.approx(calculate_psnr(degraded, truth, crop_border=0), abs=1e-9)
+    # basicsr filters 'valid' (no border), scikit-image pads: the borders of a 512² face move SSIM a little
+    assert ssim.compute(degraded, truth) == pytest.approx(calculate_ssim(degraded, truth, crop_border=0), abs=5e-3)
+    assert psnr.compute(truth, truth) == math.inf and ssim.compute(truth, truth) == pytest.approx(1.0)
+
+
+def test_identity_angle_agrees_with_the_official_arcface(pair, tmp_path):
+    from official import load_official
+
+    from train.measures import build_measures
+
+    load_official()
+    from gfpgan.archs.arcface_arch import ResNetArcFace
+
+    torch.manual_seed(5)
+    official = ResNetArcFace("IRBlock", (2, 2, 2, 2), use_se=False).eval()
+    weights = tmp_path / "arcface_seeded.pth"
+    torch.save(official.state_dict(), weights)
+    (identity,), missing = build_measures(("identity",), identity_weights=str(weights))
+    assert not missing
+
+    degraded, truth = pair
+
+    def grey(img: np.ndarray) -> torch.Tensor:  # GFPGANModel.gray_resize_for_identity, on [-1, 1] RGB
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
+        luma = 0.2989 * x[:, 0:1] + 0.5870 * x[:, 1:2] + 0.1140 * x[:, 2:3]
+        return torch.nn.functional.interpolate(luma, (128, 128), mode="bilinear", align_corners=False)
+
+    with torch.no_grad():
+        a, b = official(grey(degraded))[0], official(grey(truth))[0]
+    expected = math.degrees(math.acos(float(torch.nn.functional.cosine_similarity(a, b, dim=0).clamp(-1, 1))))
+    assert identity.compute(degraded, truth) == pytest.approx(expected, abs=1e-3)
+    assert identity.compute(truth, truth) == pytest.approx(0.0, abs=0.1)
+
+
+def test_landmark_distance_is_small_for_the_same_face_and_grows_when_it_moves(pair):
+    from train.measures import build_measures
+
+    (lmd,), _ = build_measures(("lmd",))
+    _, truth = pair
+    assert lmd.compute(truth, truth) == pytest.approx(0.0, abs=1e-6)
+    moved = np.roll(truth, 12, axis=1)  # the whole face 12 px to the right
+    assert 8 < lmd.compute(moved, truth) < 16
+    assert math.isnan(lmd.compute(np.full_like(truth, 127), truth))  # no face: not a number, not a crash
+
+
+@pytest.mark.heavy
+def test_evaluate_compares_two_models_and_writes_its_files(testset, offline_home, tmp_path):
+    from gfp_core.synthetic import write_random_checkpoint
+
+    first = write_random_checkpoint("v1.4", tmp_path / "first.pth", seed=1)
+    second = write_random_checkpoint("v1.4", tmp_path / "second.pth", seed=2)
+    out = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "train", "evaluate", str(testset), "-m", str(first), "-m", str(second),
+                           "--allow-unverified", "--backend", "torch", "-o", str(out), "--sheet-every", "4"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in report["results"]] == [str(first), str(second)]
+    assert [m["name"] for m in report["measures"]] == ["psnr", "ssim", "lmd"]
+    assert "arcface" in report["missing"]["identity"]  # offline and absent: the column is left out, with why
+    firsts, seconds = (r["means"] for r in report["results"])
+    assert firsts["psnr"] != seconds["psnr"]  # two different models, two different results
+    table = (out / "results.md").read_text()
+    assert table in done.stdout and "| PSNR (dB) ↑ | SSIM ↑ | LMD (px) ↓ | s / face |" in table
+    assert "identity: not measured" in table
+    assert (out / "results.csv").read_text().splitlines()[0] == "model,psnr,ssim,lmd,seconds_per_face"
+    sheet = Image.open(out / "sheet_000.jpg")
+    assert sheet.size == (512 * 4, 512)  # input | two models | ground truth, one face
+
+
+def test_a_test_set_of_another_size_is_refused(tmp_path, offline_home):
+    from skimage.data import astronaut
+
+    from gfp_core.synthetic import write_random_checkpoint
+    from train.evaluate import evaluate
+    from train.testset import build_testset
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(astronaut()).save(photos / "astronaut.png")
+    build_testset([photos], tmp_path / "small", size=128)
+    model = write_random_checkpoint("v1.4", tmp_path / "model.pth")
+    with pytest.raises(GFPError, match="build the set with --size 512"):
+        evaluate(tmp_path / "small", [str(model)], allow_unverified=True, backend="torch", measures=("psnr",))
+    with pytest.raises(GFPError, match="no manifest.json"):
+        evaluate(photos, [str(model)], allow_unverified=True, backend="torch")

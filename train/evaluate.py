@@ -1,0 +1,173 @@
+"""Evaluate restorers on a test set (:mod:`train.testset`): the paper's measures per model, one table.
+
+    python -m train evaluate TESTSET --model v1.4 --model runs/me/model_ema.safetensors [--output DIR]
+
+Every model (registry name or weights file: GFPGAN, RestoreFormer, CodeFormer) restores every
+degraded face of the set; each measure of :mod:`train.measures` that can run here compares the
+result with the ground truth, and the time per face is kept. Written to ``--output``:
+``results.json`` (everything, with the per-face values), ``results.csv`` and ``results.md`` (the
+table), and with ``--sheet-every N`` a contact sheet per N faces (input | each model | ground truth).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from gfp_core.errors import GFPError
+
+from .measures import MEASURES, Measure, build_measures
+
+
+@dataclass
+class ModelResult:
+    model: str
+    faces: int
+    seconds_per_face: float
+    means: dict[str, float]                       # measure → mean over the faces it could measure
+    per_face: dict[str, list[float]] = field(default_factory=dict)
+    unmeasured: dict[str, int] = field(default_factory=dict)  # measure → faces it could not measure
+
+
+def read_testset(folder: str | Path) -> tuple[Path, dict[str, Any]]:
+    root = Path(folder)
+    path = root / "manifest.json"
+    if not path.is_file():
+        raise GFPError(f"{root} has no manifest.json; build a test set with python -m train testset")
+    manifest = json.loads(path.read_text())
+    if not manifest.get("pairs"):
+        raise GFPError(f"{path} lists no faces")
+    return root, manifest
+
+
+def _restore_all(model: torch.nn.Module, inputs: np.ndarray, fidelity: float, progress) -> tuple[np.ndarray, float]:
+    from gfp_core.restore import restore_aligned
+
+    out = np.empty_like(inputs)
+    seconds = []
+    for i in range(len(inputs)):
+        start = time.perf_counter()
+        out[i] = restore_aligned(model, inputs[i:i + 1], fidelity=fidelity, batch_size=1)[0]
+        seconds.append(time.perf_counter() - start)
+        progress.update(1)
+    return out, float(np.median(seconds))  # the median: the first face also pays for warming up
+
+
+def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[str] = MEASURES,
+             device: str | None = None, backend: str | None = None, fidelity: float = 1.0,
+             allow_unverified: bool | None = None, identity_weights: str = "arcface_resnet18",
+             output: str | Path | None = None, sheet_every: int = 0) -> dict[str, Any]:
+    """Run ``models`` over ``testset``; returns (and, with ``output``, writes) the results."""
+    from tqdm import tqdm
+
+    from gfp_core.device import resolve_device
+    from gfp_core.image import load_rgb
+    from gfp_core.weights import load_model_with_info
+
+    root, manifest = read_testset(testset)
+    wild = manifest.get("kind") == "wild"
+    target = resolve_device(device)
+    ready, missing = build_measures(tuple(measures), device=target, identity_weights=identity_weights)
+    if wild:  # no ground truth: only no-reference measures apply (none of these is one yet)
+        missing.update({m.name: "needs a ground truth; this test set is wild" for m in ready if m.needs_gt})
+        ready = [m for m in ready if not m.needs_gt]
+    names = [p["name"] for p in manifest["pairs"]]
+    inputs = np.stack([load_rgb(root / p["lq"]) for p in manifest["pairs"]])
+    truths = None if wild else np.stack([load_rgb(root / p["gt"]) for p in manifest["pairs"]])
+
+    results: list[ModelResult] = []
+    outputs: dict[str, np.ndarray] = {}
+    for ref in models:
+        loaded = load_model_with_info(ref, device=target, allow_unverified=allow_unverified, backend=backend)
+        size = getattr(loaded.module, "out_size", 512)
+        if inputs.shape[1] != size:
+            raise GFPError(f"{ref} restores {size}×{size} faces and the test set's are {inputs.shape[1]}×"
+                           f"{inputs.shape[2]}; build the set with --size {size}")
+        with tqdm(total=len(inputs), desc=f"restoring with {Path(ref).name}", unit="face") as progress:
+            restored, seconds = _restore_all(loaded.module, inputs, fidelity, progress)
+        outputs[ref] = restored
+        results.append(_measure(ref, restored, truths, ready, seconds))
+        del loaded
+
+    report = {"testset": str(root), "kind": manifest.get("kind"), "faces": len(names), "names": names,
+              "measures": [{"name": m.name, "label": m.label, "higher_is_better": m.higher_is_better}
+                           for m in ready],
+              "missing": missing, "fidelity": fidelity,
+              "results": [r.__dict__ for r in results]}
+    if output is not None:
+        write_report(report, Path(output))
+        if sheet_every:
+            write_contact_sheets(Path(output), inputs, outputs, truths, sheet_every)
+    return report
+
+
+def _measure(ref: str, restored: np.ndarray, truths: np.ndarray | None, ready: list[Measure],
+             seconds: float) -> ModelResult:
+    per_face = {m.name: [m.compute(restored[i], None if truths is None else truths[i])
+                         for i in range(len(restored))] for m in ready}
+    means, unmeasured = {}, {}
+    for name, values in per_face.items():
+        known = [v for v in values if not math.isnan(v)]
+        means[name] = float(np.mean(known)) if known else float("nan")
+        if len(known) < len(values):
+            unmeasured[name] = len(values) - len(known)
+    return ModelResult(ref, len(restored), seconds, means, per_face, unmeasured)
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    measures = report["measures"]
+    header = "| model | " + " | ".join(f"{m['label']} {'↑' if m['higher_is_better'] else '↓'}" for m in measures)
+    lines = [header + " | s / face |", "|---|" + "---:|" * (len(measures) + 1)]
+    for r in report["results"]:
+        cells = [f"{r['means'][m['name']]:.4g}" for m in measures]
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['seconds_per_face']:.2f} |")
+    notes = [f"- {name}: not measured ({why})" for name, why in report["missing"].items()]
+    for r in report["results"]:
+        notes += [f"- {r['model']}: {name} found no face in {n} of {r['faces']} faces (left out of its mean)"
+                  for name, n in r["unmeasured"].items()]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def write_report(report: dict[str, Any], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic(folder / "results.json", json.dumps(report, indent=1))
+    _atomic(folder / "results.md", markdown_table(report))
+    partial = folder / "results.csv.partial"
+    with open(partial, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", *[m["name"] for m in report["measures"]], "seconds_per_face"])
+        for r in report["results"]:
+            writer.writerow([r["model"], *[r["means"][m["name"]] for m in report["measures"]],
+                             r["seconds_per_face"]])
+    os.replace(partial, folder / "results.csv")
+
+
+def _atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def write_contact_sheets(folder: Path, inputs: np.ndarray, outputs: dict[str, np.ndarray],
+                         truths: np.ndarray | None, every: int) -> list[Path]:
+    """``sheet_<k>.jpg``: one row per face (input | each model | ground truth), ``every`` rows a sheet."""
+    from gfp_core.image import save_rgb
+
+    written = []
+    for k, start in enumerate(range(0, len(inputs), every)):
+        rows = []
+        for i in range(start, min(start + every, len(inputs))):
+            row = [inputs[i], *(out[i] for out in outputs.values())]
+            if truths is not None:
+                row.append(truths[i])
+            rows.append(np.concatenate(row, axis=1))
+        written.append(save_rgb(folder / f"sheet_{k:03d}.jpg", np.concatenate(rows, axis=0)))
+    return written

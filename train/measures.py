@@ -1,0 +1,112 @@
+"""The measures of the paper's table, each on one restored face (8-bit RGB) and, where it needs one,
+its ground truth. A measure whose network cannot be had here says why, and its column is left out.
+
+* ``psnr`` / ``ssim``: :mod:`train.metrics` (the trainer's validation; RGB, no border crop, as
+  basicsr's ``calculate_psnr`` / ``calculate_ssim`` with ``crop_border=0``).
+* ``lmd``: landmark distance, the mean distance in pixels between the five landmarks found on the
+  restored face and on the ground truth (the embedded RetinaFace detector, so it works offline).
+* ``identity``: the angle in degrees between the ArcFace embeddings of the restored face and of the
+  ground truth (the paper's "Deg."), ArcFace ResNet-18 through the weights registry, fed as in
+  training (:func:`train.losses.grey_for_identity`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from gfp_core.errors import GFPError
+
+
+class MeasureUnavailable(GFPError):
+    """A measure's network or package is missing; the message says what to install or download."""
+
+
+@dataclass
+class Measure:
+    name: str
+    label: str
+    higher_is_better: bool
+    needs_gt: bool
+    compute: Callable[[np.ndarray, np.ndarray | None], float]
+    notes: list[str] = field(default_factory=list)
+
+
+def _psnr() -> Measure:
+    from .metrics import psnr
+
+    return Measure("psnr", "PSNR (dB)", True, True, lambda out, gt: psnr(out, gt))
+
+
+def _ssim() -> Measure:
+    from .metrics import ssim
+
+    return Measure("ssim", "SSIM", True, True, lambda out, gt: ssim(out, gt))
+
+
+def _lmd(device: torch.device) -> Measure:
+    from gfp_core.face.detection import detect_faces, load_detector
+
+    detector = load_detector("embedded", device=device)
+
+    def landmarks(img: np.ndarray) -> np.ndarray | None:
+        faces = detect_faces(detector, img)
+        if not faces:
+            return None
+        centre = np.array(img.shape[1::-1]) / 2  # the aligned face: the one nearest the centre
+        return min(faces, key=lambda f: float(np.linalg.norm(f.landmarks.mean(0) - centre))).landmarks
+
+    def distance(out: np.ndarray, gt: np.ndarray) -> float:
+        found, truth = landmarks(out), landmarks(gt)
+        if found is None or truth is None:
+            return float("nan")  # no face found: left out of the mean, counted in the notes
+        return float(np.linalg.norm(found - truth, axis=1).mean())
+
+    return Measure("lmd", "LMD (px)", False, True, distance)
+
+
+def _identity(device: torch.device, weights: str) -> Measure:
+    from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
+    from gfp_core.image import faces_to_tensor
+
+    from .losses import grey_for_identity
+    from .model import load_identity
+
+    try:
+        net = load_identity(weights).to(device)
+    except (WeightsNotFoundError, ChecksumMismatchError) as exc:
+        raise MeasureUnavailable(f"identity: the ArcFace weights ({weights}) cannot be had here: {exc}") from exc
+
+    @torch.inference_mode()
+    def angle(out: np.ndarray, gt: np.ndarray) -> float:
+        pair = faces_to_tensor(np.stack([out, gt]), device=device, dtype=torch.float32)
+        a, b = net(grey_for_identity(pair)).float()
+        cos = torch.nn.functional.cosine_similarity(a, b, dim=0).clamp(-1, 1)
+        return math.degrees(math.acos(float(cos)))
+
+    return Measure("identity", "identity (deg)", False, True, angle)
+
+
+#: every measure, in the order of the table
+MEASURES = ("psnr", "ssim", "lmd", "identity")
+
+
+def build_measures(names: tuple[str, ...] = MEASURES, *, device: torch.device | None = None,
+                   identity_weights: str = "arcface_resnet18") -> tuple[list[Measure], dict[str, str]]:
+    """The measures that can run here, and for the others why not (name → reason)."""
+    device = device or torch.device("cpu")
+    builders = {"psnr": _psnr, "ssim": _ssim, "lmd": lambda: _lmd(device),
+                "identity": lambda: _identity(device, identity_weights)}
+    unknown = [n for n in names if n not in builders]
+    if unknown:
+        raise GFPError(f"unknown measure(s) {', '.join(unknown)}; choose from {', '.join(MEASURES)}")
+    ready, missing = [], {}
+    for name in names:
+        try:
+            ready.append(builders[name]())
+        except MeasureUnavailable as exc:
+            missing[name] = str(exc)
+    return ready, missing
