@@ -94,6 +94,37 @@ def test_identity_angle_agrees_with_the_official_arcface(pair, tmp_path):
     assert identity.compute(truth, truth) == pytest.approx(0.0, abs=0.1)
 
 
+def test_lpips_agrees_with_the_lpips_package_given_the_same_alexnet(pair, tmp_path):
+    import warnings
+
+    import lpips
+    import torchvision
+
+    from train.measures import build_measures
+
+    torch.manual_seed(9)
+    alexnet = torchvision.models.alexnet(weights=None).eval()  # a torchvision-format file, seeded
+    weights = tmp_path / "alexnet_seeded.pth"
+    torch.save(alexnet.state_dict(), weights)
+    (measure,), missing = build_measures(("lpips",), lpips_weights=str(weights))
+    assert not missing
+
+    # the reference: lpips as it builds itself with pretrained=True, its backbone layers taken from torchvision's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False).eval()
+    slices = [range(0, 2), range(2, 5), range(5, 8), range(8, 10), range(10, 12)]
+    for k, indices in enumerate(slices, start=1):
+        for x in indices:
+            getattr(reference.net, f"slice{k}")._modules[str(x)] = alexnet.features[x]
+    degraded, truth = pair
+    as_input = lambda img: torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1  # noqa: E731
+    with torch.no_grad():
+        expected = float(reference(as_input(degraded), as_input(truth)))
+    assert measure.compute(degraded, truth) == pytest.approx(expected, rel=1e-5)
+    assert measure.compute(truth, truth) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_landmark_distance_is_small_for_the_same_face_and_grows_when_it_moves(pair):
     from train.measures import build_measures
 
@@ -119,8 +150,9 @@ def test_evaluate_compares_two_models_and_writes_its_files(testset, offline_home
     assert done.returncode == 0, done.stderr
     report = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in report["results"]] == [str(first), str(second)]
-    assert [m["name"] for m in report["measures"]] == ["psnr", "ssim", "lmd"]
+    assert [m["name"] for m in report["measures"]] == ["psnr", "ssim", "lmd"]  # lpips and identity: no weights
     assert "arcface" in report["missing"]["identity"]  # offline and absent: the column is left out, with why
+    assert "alexnet" in report["missing"]["lpips"].lower()
     firsts, seconds = (r["means"] for r in report["results"])
     assert firsts["psnr"] != seconds["psnr"]  # two different models, two different results
     table = (out / "results.md").read_text()

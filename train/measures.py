@@ -5,6 +5,9 @@ its ground truth. A measure whose network cannot be had here says why, and its c
   basicsr's ``calculate_psnr`` / ``calculate_ssim`` with ``crop_border=0``).
 * ``lmd``: landmark distance, the mean distance in pixels between the five landmarks found on the
   restored face and on the ground truth (the embedded RetinaFace detector, so it works offline).
+* ``lpips``: LPIPS (Zhang et al. 2018) with the ``lpips`` package, AlexNet backbone v0.1 (the
+  package ships its linear layers; the backbone, torchvision's ImageNet AlexNet, comes through the
+  weights registry as ``alexnet_imagenet``).
 * ``identity``: the angle in degrees between the ArcFace embeddings of the restored face and of the
   ground truth (the paper's "Deg."), ArcFace ResNet-18 through the weights registry, fed as in
   training (:func:`train.losses.grey_for_identity`).
@@ -90,15 +93,58 @@ def _identity(device: torch.device, weights: str) -> Measure:
     return Measure("identity", "identity (deg)", False, True, angle)
 
 
+#: torchvision's AlexNet ``features`` index → the LPIPS slice that holds it
+_LPIPS_SLICES = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
+
+
+def _lpips(device: torch.device, backbone: str) -> Measure:
+    import warnings
+
+    from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
+    from gfp_core.image import faces_to_tensor
+    from gfp_core.weights import read_state_dict, resolve_weights
+
+    try:
+        import lpips
+    except ImportError as exc:
+        raise MeasureUnavailable("lpips: the 'lpips' package is not installed (requirements-train.txt)") from exc
+    try:
+        state = read_state_dict(resolve_weights(backbone).path)
+    except (WeightsNotFoundError, ChecksumMismatchError) as exc:
+        raise MeasureUnavailable(f"lpips: the AlexNet weights ({backbone}) cannot be had here: {exc}") from exc
+    with warnings.catch_warnings():  # lpips asks torchvision with its old 'pretrained' argument
+        warnings.simplefilter("ignore", UserWarning)
+        net = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
+    backbone_state = {}
+    for key, tensor in state.items():
+        parts = key.split(".")  # features.<index>.<weight|bias>
+        if parts[0] == "features" and int(parts[1]) in _LPIPS_SLICES:
+            backbone_state[f"slice{_LPIPS_SLICES[int(parts[1])]}.{parts[1]}.{parts[2]}"] = tensor
+    try:
+        net.net.load_state_dict(backbone_state, strict=True)
+    except RuntimeError as exc:
+        raise GFPError(f"{backbone} is not torchvision's AlexNet: {str(exc).splitlines()[0]}") from None
+    net = net.eval().to(device)
+
+    @torch.inference_mode()
+    def distance(out: np.ndarray, gt: np.ndarray) -> float:
+        pair = faces_to_tensor(np.stack([out, gt]), device=device, dtype=torch.float32)
+        return float(net(pair[:1], pair[1:]))
+
+    return Measure("lpips", "LPIPS", False, True, distance)
+
+
 #: every measure, in the order of the table
-MEASURES = ("psnr", "ssim", "lmd", "identity")
+MEASURES = ("psnr", "ssim", "lpips", "lmd", "identity")
 
 
 def build_measures(names: tuple[str, ...] = MEASURES, *, device: torch.device | None = None,
-                   identity_weights: str = "arcface_resnet18") -> tuple[list[Measure], dict[str, str]]:
+                   identity_weights: str = "arcface_resnet18", lpips_weights: str = "alexnet_imagenet"
+                   ) -> tuple[list[Measure], dict[str, str]]:
     """The measures that can run here, and for the others why not (name → reason)."""
     device = device or torch.device("cpu")
-    builders = {"psnr": _psnr, "ssim": _ssim, "lmd": lambda: _lmd(device),
+    builders = {"psnr": _psnr, "ssim": _ssim, "lpips": lambda: _lpips(device, lpips_weights),
+                "lmd": lambda: _lmd(device),
                 "identity": lambda: _identity(device, identity_weights)}
     unknown = [n for n in names if n not in builders]
     if unknown:

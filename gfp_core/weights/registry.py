@@ -50,7 +50,7 @@ class ModelSpec:
     """A known model. ``arch``/``arch_kwargs`` say how to build it; the rest says where its file is."""
 
     name: str
-    kind: str  # restoration | detection | parsing | recognition | background | training
+    kind: str  # restoration | detection | parsing | recognition | background | training | evaluation
     arch: str
     filename: str
     url: str
@@ -198,6 +198,10 @@ MODELS: tuple[ModelSpec, ...] = (
         filename="StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth",
         url=f"{GFPGAN_RELEASES}/v0.1.0/StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth", license=GFPGAN_LICENSE,
         description="StyleGAN2 trained on FFHQ 512: the generative prior GFPGAN training starts from."),
+    ModelSpec(
+        name="alexnet_imagenet", kind="evaluation", arch="data", filename="alexnet-owt-7be5be79.pth",
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", license="BSD-3-Clause (torchvision)",
+        description="torchvision's ImageNet AlexNet: the LPIPS backbone of `python -m train evaluate`."),
     ModelSpec(
         name="ffhq_eye_mouth_landmarks", kind="training", arch="data",
         filename="FFHQ_eye_mouth_landmarks_512.pth", url=f"{GFPGAN_RELEASES}/v0.1.0/FFHQ_eye_mouth_landmarks_512.pth",
