@@ -125,6 +125,33 @@ def test_lpips_agrees_with_the_lpips_package_given_the_same_alexnet(pair, tmp_pa
     assert measure.compute(truth, truth) == pytest.approx(0.0, abs=1e-6)
 
 
+def basicsr_niqe_params() -> Path:
+    """The pristine model as basicsr ships it (the registry's niqe_pris_params file)."""
+    from official import load_official
+
+    load_official()
+    import basicsr
+
+    return Path(basicsr.__file__).parent / "metrics" / "niqe_pris_params.npz"
+
+
+def test_niqe_agrees_with_basicsr(pair):
+    from basicsr.metrics.niqe import calculate_niqe
+    from basicsr.utils.matlab_functions import imresize
+
+    from train.measures import build_measures
+    from train.niqe import matlab_half
+
+    (niqe,), missing = build_measures(("niqe",), niqe_params=str(basicsr_niqe_params()))
+    assert not missing and not niqe.needs_gt
+    for img in pair:
+        assert niqe.compute(img, None) == pytest.approx(calculate_niqe(img[:, :, ::-1], crop_border=0), abs=0.01)
+    degraded, truth = pair
+    assert niqe.compute(degraded, None) > niqe.compute(truth, None)  # the degraded face looks less natural
+    grey = np.random.default_rng(0).random((200, 150)).astype(np.float32)
+    np.testing.assert_allclose(matlab_half(grey), imresize(grey, 0.5), atol=1e-6)  # MATLAB's imresize
+
+
 def test_landmark_distance_is_small_for_the_same_face_and_grows_when_it_moves(pair):
     from train.measures import build_measures
 
@@ -152,7 +179,7 @@ def test_evaluate_compares_two_models_and_writes_its_files(testset, offline_home
     assert [r["model"] for r in report["results"]] == [str(first), str(second)]
     assert [m["name"] for m in report["measures"]] == ["psnr", "ssim", "lmd"]  # lpips and identity: no weights
     assert "arcface" in report["missing"]["identity"]  # offline and absent: the column is left out, with why
-    assert "alexnet" in report["missing"]["lpips"].lower()
+    assert "alexnet" in report["missing"]["lpips"].lower() and "niqe_pris_params" in report["missing"]["niqe"]
     firsts, seconds = (r["means"] for r in report["results"])
     assert firsts["psnr"] != seconds["psnr"]  # two different models, two different results
     table = (out / "results.md").read_text()
@@ -179,3 +206,22 @@ def test_a_test_set_of_another_size_is_refused(tmp_path, offline_home):
         evaluate(tmp_path / "small", [str(model)], allow_unverified=True, backend="torch", measures=("psnr",))
     with pytest.raises(GFPError, match="no manifest.json"):
         evaluate(photos, [str(model)], allow_unverified=True, backend="torch")
+
+
+@pytest.mark.heavy
+def test_a_wild_set_gets_the_no_reference_measure(tmp_path, offline_home):
+    from skimage.data import astronaut
+
+    from gfp_core.synthetic import write_random_checkpoint
+    from train.evaluate import evaluate
+    from train.testset import build_testset
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(astronaut()).save(photos / "astronaut.png")
+    build_testset([photos], tmp_path / "wild", wild=True)
+    model = write_random_checkpoint("v1.4", tmp_path / "model.pth")
+    report = evaluate(tmp_path / "wild", [str(model)], allow_unverified=True, backend="torch",
+                      niqe_params=str(basicsr_niqe_params()), output=tmp_path / "out")
+    assert [m["name"] for m in report["measures"]] == ["niqe"]
+    assert "ground truth" in report["missing"]["psnr"] and report["results"][0]["means"]["niqe"] > 0

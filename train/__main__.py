@@ -112,6 +112,8 @@ def _evaluate(argv: Sequence[str]) -> int:
                         help="ArcFace ResNet-18 weights for the identity measure (registry name or file)")
     parser.add_argument("--lpips-weights", default="alexnet_imagenet",
                         help="torchvision's AlexNet weights for LPIPS (registry name or file)")
+    parser.add_argument("--niqe-params", default="niqe_pris_params",
+                        help="NIQE's pristine model, niqe_pris_params.npz (registry name or file)")
     parser.add_argument("--allow-unverified", action="store_true", help="accept weights whose SHA-256 does not match")
     args = parser.parse_args(argv)
     if args.sheet_every and not args.output:
@@ -120,7 +122,8 @@ def _evaluate(argv: Sequence[str]) -> int:
 
     report = evaluate(args.testset, args.model, measures=args.measures, device=args.device, backend=args.backend,
                       fidelity=args.fidelity, allow_unverified=args.allow_unverified or None,
-                      identity_weights=args.identity_weights, lpips_weights=args.lpips_weights, output=args.output,
+                      identity_weights=args.identity_weights, lpips_weights=args.lpips_weights,
+                      niqe_params=args.niqe_params, output=args.output,
                       sheet_every=args.sheet_every)
     print(markdown_table(report), end="")
     return 0

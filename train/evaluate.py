@@ -64,7 +64,8 @@ def _restore_all(model: torch.nn.Module, inputs: np.ndarray, fidelity: float, pr
 def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[str] = MEASURES,
              device: str | None = None, backend: str | None = None, fidelity: float = 1.0,
              allow_unverified: bool | None = None, identity_weights: str = "arcface_resnet18",
-             lpips_weights: str = "alexnet_imagenet", output: str | Path | None = None,
+             lpips_weights: str = "alexnet_imagenet", niqe_params: str = "niqe_pris_params",
+             output: str | Path | None = None,
              sheet_every: int = 0) -> dict[str, Any]:
     """Run ``models`` over ``testset``; returns (and, with ``output``, writes) the results."""
     from tqdm import tqdm
@@ -77,8 +78,8 @@ def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[s
     wild = manifest.get("kind") == "wild"
     target = resolve_device(device)
     ready, missing = build_measures(tuple(measures), device=target, identity_weights=identity_weights,
-                                    lpips_weights=lpips_weights)
-    if wild:  # no ground truth: only no-reference measures apply (none of these is one yet)
+                                    lpips_weights=lpips_weights, niqe_params=niqe_params)
+    if wild:  # no ground truth: only the no-reference measures apply
         missing.update({m.name: "needs a ground truth; this test set is wild" for m in ready if m.needs_gt})
         ready = [m for m in ready if not m.needs_gt]
     names = [p["name"] for p in manifest["pairs"]]

@@ -8,6 +8,8 @@ its ground truth. A measure whose network cannot be had here says why, and its c
 * ``lpips``: LPIPS (Zhang et al. 2018) with the ``lpips`` package, AlexNet backbone v0.1 (the
   package ships its linear layers; the backbone, torchvision's ImageNet AlexNet, comes through the
   weights registry as ``alexnet_imagenet``).
+* ``niqe``: NIQE (:mod:`train.niqe`, no reference needed), with the pristine model of the weights
+  registry's ``niqe_pris_params``.
 * ``identity``: the angle in degrees between the ArcFace embeddings of the restored face and of the
   ground truth (the paper's "Deg."), ArcFace ResNet-18 through the weights registry, fed as in
   training (:func:`train.losses.grey_for_identity`).
@@ -134,17 +136,33 @@ def _lpips(device: torch.device, backbone: str) -> Measure:
     return Measure("lpips", "LPIPS", False, True, distance)
 
 
+def _niqe(params: str) -> Measure:
+    from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
+    from gfp_core.weights import resolve_weights
+
+    from .niqe import luma, niqe
+
+    try:
+        with np.load(resolve_weights(params).path, allow_pickle=False) as data:
+            mu, cov, window = data["mu_pris_param"], data["cov_pris_param"], data["gaussian_window"]
+    except (WeightsNotFoundError, ChecksumMismatchError) as exc:
+        raise MeasureUnavailable(f"niqe: its pristine model ({params}) cannot be had here: {exc}") from exc
+    except (KeyError, ValueError, OSError) as exc:
+        raise GFPError(f"{params} is not NIQE's pristine model ({exc})") from exc
+    return Measure("niqe", "NIQE", False, False, lambda out, gt: niqe(luma(out), mu, cov, window))
+
+
 #: every measure, in the order of the table
-MEASURES = ("psnr", "ssim", "lpips", "lmd", "identity")
+MEASURES = ("psnr", "ssim", "lpips", "niqe", "lmd", "identity")
 
 
 def build_measures(names: tuple[str, ...] = MEASURES, *, device: torch.device | None = None,
-                   identity_weights: str = "arcface_resnet18", lpips_weights: str = "alexnet_imagenet"
-                   ) -> tuple[list[Measure], dict[str, str]]:
+                   identity_weights: str = "arcface_resnet18", lpips_weights: str = "alexnet_imagenet",
+                   niqe_params: str = "niqe_pris_params") -> tuple[list[Measure], dict[str, str]]:
     """The measures that can run here, and for the others why not (name → reason)."""
     device = device or torch.device("cpu")
     builders = {"psnr": _psnr, "ssim": _ssim, "lpips": lambda: _lpips(device, lpips_weights),
-                "lmd": lambda: _lmd(device),
+                "niqe": lambda: _niqe(niqe_params), "lmd": lambda: _lmd(device),
                 "identity": lambda: _identity(device, identity_weights)}
     unknown = [n for n in names if n not in builders]
     if unknown:

@@ -203,6 +203,11 @@ MODELS: tuple[ModelSpec, ...] = (
         url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", license="BSD-3-Clause (torchvision)",
         description="torchvision's ImageNet AlexNet: the LPIPS backbone of `python -m train evaluate`."),
     ModelSpec(
+        name="niqe_pris_params", kind="evaluation", arch="data", filename="niqe_pris_params.npz",
+        url="https://github.com/XPixelGroup/BasicSR/raw/v1.4.2/basicsr/metrics/niqe_pris_params.npz",
+        license="Apache-2.0 (BasicSR)",
+        description="NIQE's pristine-image model (from the MATLAB release, as BasicSR ships it)."),
+    ModelSpec(
         name="ffhq_eye_mouth_landmarks", kind="training", arch="data",
         filename="FFHQ_eye_mouth_landmarks_512.pth", url=f"{GFPGAN_RELEASES}/v0.1.0/FFHQ_eye_mouth_landmarks_512.pth",
         license=GFPGAN_LICENSE, description="Eye and mouth boxes of FFHQ 512 (facial-component losses)."),
