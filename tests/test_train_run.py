@@ -113,6 +113,7 @@ def test_tiny_recipe_learns_and_the_export_restores_faces_in_gfp_core(faces, tmp
     print(f"tiny recipe: {minutes:.1f} min; held-out PSNR {final['psnr']:.2f} dB vs input {final['psnr_input']:.2f} dB "
           f"(SSIM {final['ssim']:.3f} vs {final['ssim_input']:.3f})")
     assert final["psnr"] >= final["psnr_input"] + PSNR_MARGIN_DB, scores
+    assert 0 <= final["identity"] <= 180  # the evaluation's identity angle: its ArcFace is in the model folder
     assert "validation PSNR" in result.stdout + result.stderr
     assert sorted(p.name for p in (output / "samples").iterdir())  # sample grids were written
     assert list((output / "tb").iterdir())  # TensorBoard event file

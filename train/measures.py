@@ -73,15 +73,16 @@ def _lmd(device: torch.device) -> Measure:
     return Measure("lmd", "LMD (px)", False, True, distance)
 
 
-def _identity(device: torch.device, weights: str) -> Measure:
+def _identity(device: torch.device, weights: str, download: bool) -> Measure:
     from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
     from gfp_core.image import faces_to_tensor
+    from gfp_core.weights import resolve_weights
 
     from .losses import grey_for_identity
     from .model import load_identity
 
     try:
-        net = load_identity(weights).to(device)
+        net = load_identity(str(resolve_weights(weights, download=download).path)).to(device)
     except (WeightsNotFoundError, ChecksumMismatchError) as exc:
         raise MeasureUnavailable(f"identity: the ArcFace weights ({weights}) cannot be had here: {exc}") from exc
 
@@ -99,7 +100,7 @@ def _identity(device: torch.device, weights: str) -> Measure:
 _LPIPS_SLICES = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
 
 
-def _lpips(device: torch.device, backbone: str) -> Measure:
+def _lpips(device: torch.device, backbone: str, download: bool) -> Measure:
     import warnings
 
     from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
@@ -111,7 +112,7 @@ def _lpips(device: torch.device, backbone: str) -> Measure:
     except ImportError as exc:
         raise MeasureUnavailable("lpips: the 'lpips' package is not installed (requirements-train.txt)") from exc
     try:
-        state = read_state_dict(resolve_weights(backbone).path)
+        state = read_state_dict(resolve_weights(backbone, download=download).path)
     except (WeightsNotFoundError, ChecksumMismatchError) as exc:
         raise MeasureUnavailable(f"lpips: the AlexNet weights ({backbone}) cannot be had here: {exc}") from exc
     with warnings.catch_warnings():  # lpips asks torchvision with its old 'pretrained' argument
@@ -136,14 +137,14 @@ def _lpips(device: torch.device, backbone: str) -> Measure:
     return Measure("lpips", "LPIPS", False, True, distance)
 
 
-def _niqe(params: str) -> Measure:
+def _niqe(params: str, download: bool) -> Measure:
     from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
     from gfp_core.weights import resolve_weights
 
     from .niqe import luma, niqe
 
     try:
-        with np.load(resolve_weights(params).path, allow_pickle=False) as data:
+        with np.load(resolve_weights(params, download=download).path, allow_pickle=False) as data:
             mu, cov, window = data["mu_pris_param"], data["cov_pris_param"], data["gaussian_window"]
     except (WeightsNotFoundError, ChecksumMismatchError) as exc:
         raise MeasureUnavailable(f"niqe: its pristine model ({params}) cannot be had here: {exc}") from exc
@@ -158,12 +159,14 @@ MEASURES = ("psnr", "ssim", "lpips", "niqe", "lmd", "identity")
 
 def build_measures(names: tuple[str, ...] = MEASURES, *, device: torch.device | None = None,
                    identity_weights: str = "arcface_resnet18", lpips_weights: str = "alexnet_imagenet",
-                   niqe_params: str = "niqe_pris_params") -> tuple[list[Measure], dict[str, str]]:
-    """The measures that can run here, and for the others why not (name → reason)."""
+                   niqe_params: str = "niqe_pris_params", download: bool = True
+                   ) -> tuple[list[Measure], dict[str, str]]:
+    """The measures that can run here, and for the others why not (name → reason). ``download``:
+    fetch missing networks (else only those already on this machine run)."""
     device = device or torch.device("cpu")
-    builders = {"psnr": _psnr, "ssim": _ssim, "lpips": lambda: _lpips(device, lpips_weights),
-                "niqe": lambda: _niqe(niqe_params), "lmd": lambda: _lmd(device),
-                "identity": lambda: _identity(device, identity_weights)}
+    builders = {"psnr": _psnr, "ssim": _ssim, "lpips": lambda: _lpips(device, lpips_weights, download),
+                "niqe": lambda: _niqe(niqe_params, download), "lmd": lambda: _lmd(device),
+                "identity": lambda: _identity(device, identity_weights, download)}
     unknown = [n for n in names if n not in builders]
     if unknown:
         raise GFPError(f"unknown measure(s) {', '.join(unknown)}; choose from {', '.join(MEASURES)}")

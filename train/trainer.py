@@ -124,8 +124,23 @@ class Trainer:
                 torch.distributed.barrier()
         self.dataset = DegradedFaces(paths, data, components)
         self.val = []
+        self.val_measures: list = []
         if data["val"]:
             self.val = validation_set(list_images(data["val"])[: data["val_count"]], data)
+            self.val_measures = self._validation_measures(data["size"])
+
+    def _validation_measures(self, size: int) -> list:
+        """The evaluation's measures beyond PSNR/SSIM whose networks are already on this machine (validation
+        downloads nothing; ``python -m train evaluate`` reports the same); NIQE needs faces of 96 px or
+        more. What is missing is said once."""
+        from .measures import build_measures
+        from .niqe import BLOCK
+
+        names = ("lpips", "niqe", "identity") if size >= BLOCK else ("lpips", "identity")
+        ready, missing = build_measures(names, device=self.ctx.device, download=False)
+        if self.ctx.main and missing:
+            log.info("validation without %s", "; ".join(missing.values()))
+        return ready
 
     def _loader(self, start_iteration: int) -> Iterator[dict[str, torch.Tensor]]:
         data = self.cfg["data"]
@@ -311,7 +326,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """PSNR/SSIM of the EMA generator's restorations of the held-out faces (and of their inputs)."""
+        """PSNR/SSIM of the EMA generator's restorations of the held-out faces (and of their inputs), and
+        the other measures of ``python -m train evaluate`` whose networks are here."""
         g = self.nets.g_ema
         scores: dict[str, list[float]] = defaultdict(list)
         for item in self.val:
@@ -322,6 +338,8 @@ class Trainer:
             scores["ssim"].append(ssim(restored, target))
             scores["psnr_input"].append(psnr(degraded, target))
             scores["ssim_input"].append(ssim(degraded, target))
+            for measure in self.val_measures:
+                scores[measure.name].append(measure.compute(restored, target))
         return {k: float(np.mean(v)) for k, v in scores.items()}
 
     @torch.no_grad()
