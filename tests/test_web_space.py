@@ -127,7 +127,9 @@ def test_the_space_app_imports_from_its_own_folder(tmp_path):
 def test_the_space_requirements_cover_its_imports(tmp_path):
     folder = build(tmp_path)
     local = {p.name for p in folder.iterdir() if p.is_dir()} | {p.stem for p in folder.glob("*.py")}
-    third_party = imported_modules(folder) - set(sys.stdlib_module_names) - local - {"__future__"}
+    from web.space import OPTIONAL_IMPORTS
+
+    third_party = imported_modules(folder) - set(sys.stdlib_module_names) - local - {"__future__"} - OPTIONAL_IMPORTS
     required = requirement_names(folder) | {"gradio"}  # the Space's sdk_version provides Gradio
     distributions = importlib.metadata.packages_distributions()
     missing = []

@@ -23,6 +23,9 @@ PACKAGES = ("gfp_core", "web")
 #: tools the Space never runs, and whose extra dependencies it need not install: this builder, and
 #: the ONNX exporter (onnx, onnxruntime)
 LEFT_BEHIND = {"web": ("space.py",), "gfp_core": ("export_onnx.py",)}
+#: imported by the copied code only where installed (gfp_core's optional OpenVINO backend): the Space
+#: does not install them, so 'auto' runs PyTorch there
+OPTIONAL_IMPORTS = frozenset({"openvino"})
 EXAMPLE_FILES = ("astronaut_old.jpg", "astronaut.jpg", "README.md")
 #: the weights the page's defaults need, fetched while the Space is built rather than on the first visit
 PRELOADED_MODELS = ("v1.4", "retinaface_resnet50", "parsenet")
