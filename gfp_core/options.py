@@ -188,6 +188,11 @@ def check_dtype(value: Any) -> str:
                              setting="dtype", value=value, allowed=DTYPES.names)
 
 
+def check_backend(value: Any) -> str:
+    """'auto', 'torch' or 'openvino', in any letter case and with stray spaces."""
+    return BACKENDS.check(value.strip().lower() if isinstance(value, str) else value)
+
+
 # --------------------------------------------------------------------------------------------
 # ranges
 
@@ -350,5 +355,5 @@ __all__ = ["BACKENDS", "BACKGROUND_TILE", "BATCH_SIZE", "DETECTORS", "DETECT_MAX
            "DTYPE_ALIASES", "FACE_LIMIT", "FEATHER", "FIDELITY", "MASKS", "MAX_FACES", "MAX_OUTPUT_PIXELS",
            "MAX_PIXELS", "MEMORY_BUDGET_MB", "EYE_DISTANCE", "MIN_FACE_SIZE", "MODELS", "PARSERS", "RANGES",
            "SELECTS", "SMOOTHING", "STEADY", "FPS", "THRESHOLD", "UPSCALE", "VISIBILITY", "WEB_THRESHOLD", "WEB_UPSCALE", "Choice",
-           "Choices", "Range", "check_device", "check_dtype", "choices", "device_error", "in_words", "shown",
+           "Choices", "Range", "check_backend", "check_device", "check_dtype", "choices", "device_error", "in_words", "shown",
            "speaking"]

@@ -58,7 +58,7 @@ def restorer_reference(model_name: str) -> str:
 def load_restorer(model_name: str, device: str, dtype: str, backend: str = "auto") -> Managed:
     """``backend`` (gfp_core.options.BACKENDS): 'auto' is the library's default, so GFP_BACKEND set for the
     ComfyUI process still pins it; 'openvino' on a GPU is refused with the library's message."""
-    options.BACKENDS.check(backend)  # before any file is read
+    backend = options.check_backend(backend)  # before any file is read
     target = host.device(device)
     module = load_model(restorer_reference(model_name), device=target, dtype=dtype,
                         backend=None if backend == "auto" else backend)

@@ -25,12 +25,16 @@ REPO = Path(__file__).resolve().parents[1]
 LEVELS_PER_UNIT = 127.5  # [-1, 1] → 0…255
 
 
-@pytest.fixture(scope="module")
-def openvino_home(tmp_path_factory):
+def require_openvino() -> None:
     try:
         import openvino  # noqa: F401
     except ImportError:
         unavailable("openvino is not installed (requirements-test.txt)")
+
+
+@pytest.fixture(scope="module")
+def openvino_home(tmp_path_factory):
+    require_openvino()
     home = tmp_path_factory.mktemp("gfp_home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GFP_HOME", str(home))
@@ -217,10 +221,7 @@ def test_an_unwritable_cache_keeps_pytorch_under_auto_and_says_why_under_openvin
     from gfp_core.errors import GFPError
     from gfp_core.weights import load_model_with_info
 
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        unavailable("openvino is not installed (requirements-test.txt)")
+    require_openvino()
     blocked = tmp_path / "home"
     blocked.write_text("a file where the cache folder would go")  # no folder can be made under it
     monkeypatch.setenv("GFP_HOME", str(blocked))

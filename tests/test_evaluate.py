@@ -19,17 +19,22 @@ from gfp_core.errors import GFPError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def testset(tmp_path_factory) -> Path:
-    """A 512-px test set from scikit-image's astronaut (one face), built as a user would."""
+def astronaut_folder(folder: Path) -> Path:
+    """``folder`` holding one real photo: scikit-image's astronaut (one face)."""
     from skimage.data import astronaut
 
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(astronaut()).save(folder / "astronaut.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def testset(tmp_path_factory) -> Path:
+    """A 512-px test set from the astronaut, built as a user would."""
     from train.testset import build_testset
 
-    photos = tmp_path_factory.mktemp("photos")
-    Image.fromarray(astronaut()).save(photos / "astronaut.png")
     out = tmp_path_factory.mktemp("sets") / "astronaut"
-    build_testset([photos], out)
+    build_testset([astronaut_folder(tmp_path_factory.mktemp("photos"))], out)
     return out
 
 
@@ -191,15 +196,11 @@ def test_evaluate_compares_two_models_and_writes_its_files(testset, offline_home
 
 
 def test_a_test_set_of_another_size_is_refused(tmp_path, offline_home):
-    from skimage.data import astronaut
-
     from gfp_core.synthetic import write_random_checkpoint
     from train.evaluate import evaluate
     from train.testset import build_testset
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.fromarray(astronaut()).save(photos / "astronaut.png")
+    photos = astronaut_folder(tmp_path / "photos")
     build_testset([photos], tmp_path / "small", size=128)
     model = write_random_checkpoint("v1.4", tmp_path / "model.pth")
     with pytest.raises(GFPError, match="build the set with --size 512"):
@@ -210,15 +211,11 @@ def test_a_test_set_of_another_size_is_refused(tmp_path, offline_home):
 
 @pytest.mark.heavy
 def test_a_wild_set_gets_the_no_reference_measure(tmp_path, offline_home):
-    from skimage.data import astronaut
-
     from gfp_core.synthetic import write_random_checkpoint
     from train.evaluate import evaluate
     from train.testset import build_testset
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.fromarray(astronaut()).save(photos / "astronaut.png")
+    photos = astronaut_folder(tmp_path / "photos")
     build_testset([photos], tmp_path / "wild", wild=True)
     model = write_random_checkpoint("v1.4", tmp_path / "model.pth")
     report = evaluate(tmp_path / "wild", [str(model)], allow_unverified=True, backend="torch",

@@ -11,9 +11,9 @@ table), and with ``--sheet-every N`` a contact sheet per N faces (input | each m
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ import torch
 from gfp_core.errors import GFPError
 
 from .measures import MEASURES, Measure, build_measures
+from .testset import write_text_atomic
 
 
 @dataclass
@@ -78,10 +79,7 @@ def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[s
     wild = manifest.get("kind") == "wild"
     target = resolve_device(device)
     ready, missing = build_measures(tuple(measures), device=target, identity_weights=identity_weights,
-                                    lpips_weights=lpips_weights, niqe_params=niqe_params)
-    if wild:  # no ground truth: only the no-reference measures apply
-        missing.update({m.name: "needs a ground truth; this test set is wild" for m in ready if m.needs_gt})
-        ready = [m for m in ready if not m.needs_gt]
+                                    lpips_weights=lpips_weights, niqe_params=niqe_params, ground_truth=not wild)
     names = [p["name"] for p in manifest["pairs"]]
     inputs = np.stack([load_rgb(root / p["lq"]) for p in manifest["pairs"]])
     truths = None if wild else np.stack([load_rgb(root / p["gt"]) for p in manifest["pairs"]])
@@ -98,7 +96,7 @@ def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[s
             restored, seconds = _restore_all(loaded.module, inputs, fidelity, progress)
         outputs[ref] = restored
         results.append(_measure(ref, restored, truths, ready, seconds))
-        del loaded
+        del loaded  # before the next model loads
 
     report = {"testset": str(root), "kind": manifest.get("kind"), "faces": len(names), "names": names,
               "measures": [{"name": m.name, "label": m.label, "higher_is_better": m.higher_is_better}
@@ -141,22 +139,14 @@ def markdown_table(report: dict[str, Any]) -> str:
 
 def write_report(report: dict[str, Any], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic(folder / "results.json", json.dumps(report, indent=1))
-    _atomic(folder / "results.md", markdown_table(report))
-    partial = folder / "results.csv.partial"
-    with open(partial, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["model", *[m["name"] for m in report["measures"]], "seconds_per_face"])
-        for r in report["results"]:
-            writer.writerow([r["model"], *[r["means"][m["name"]] for m in report["measures"]],
-                             r["seconds_per_face"]])
-    os.replace(partial, folder / "results.csv")
-
-
-def _atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    write_text_atomic(folder / "results.json", json.dumps(report, indent=1))
+    write_text_atomic(folder / "results.md", markdown_table(report))
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["model", *[m["name"] for m in report["measures"]], "seconds_per_face"])
+    for r in report["results"]:
+        writer.writerow([r["model"], *[r["means"][m["name"]] for m in report["measures"]], r["seconds_per_face"]])
+    write_text_atomic(folder / "results.csv", table.getvalue())
 
 
 def write_contact_sheets(folder: Path, inputs: np.ndarray, outputs: dict[str, np.ndarray],

@@ -17,7 +17,8 @@ its ground truth. A measure whose network cannot be had here says why, and its c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -35,21 +36,23 @@ class Measure:
     name: str
     label: str
     higher_is_better: bool
-    needs_gt: bool
     compute: Callable[[np.ndarray, np.ndarray | None], float]
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def needs_gt(self) -> bool:
+        return self.name not in NO_REFERENCE
 
 
 def _psnr() -> Measure:
     from .metrics import psnr
 
-    return Measure("psnr", "PSNR (dB)", True, True, lambda out, gt: psnr(out, gt))
+    return Measure("psnr", "PSNR (dB)", True, lambda out, gt: psnr(out, gt))
 
 
 def _ssim() -> Measure:
     from .metrics import ssim
 
-    return Measure("ssim", "SSIM", True, True, lambda out, gt: ssim(out, gt))
+    return Measure("ssim", "SSIM", True, lambda out, gt: ssim(out, gt))
 
 
 def _lmd(device: torch.device) -> Measure:
@@ -70,21 +73,27 @@ def _lmd(device: torch.device) -> Measure:
             return float("nan")  # no face found: left out of the mean, counted in the notes
         return float(np.linalg.norm(found - truth, axis=1).mean())
 
-    return Measure("lmd", "LMD (px)", False, True, distance)
+    return Measure("lmd", "LMD (px)", False, distance)
+
+
+def _weights_file(measure: str, what: str, ref: str, download: bool) -> Path:
+    """The file of ``ref`` (a registry name or a path); without it the measure is unavailable, with why."""
+    from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
+    from gfp_core.weights import resolve_weights
+
+    try:
+        return resolve_weights(ref, download=download).path
+    except (WeightsNotFoundError, ChecksumMismatchError) as exc:
+        raise MeasureUnavailable(f"{measure}: {what} ({ref}) cannot be had here: {exc}") from exc
 
 
 def _identity(device: torch.device, weights: str, download: bool) -> Measure:
-    from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
     from gfp_core.image import faces_to_tensor
-    from gfp_core.weights import resolve_weights
 
     from .losses import grey_for_identity
     from .model import load_identity
 
-    try:
-        net = load_identity(str(resolve_weights(weights, download=download).path)).to(device)
-    except (WeightsNotFoundError, ChecksumMismatchError) as exc:
-        raise MeasureUnavailable(f"identity: the ArcFace weights ({weights}) cannot be had here: {exc}") from exc
+    net = load_identity(str(_weights_file("identity", "the ArcFace weights", weights, download))).to(device)
 
     @torch.inference_mode()
     def angle(out: np.ndarray, gt: np.ndarray) -> float:
@@ -93,7 +102,7 @@ def _identity(device: torch.device, weights: str, download: bool) -> Measure:
         cos = torch.nn.functional.cosine_similarity(a, b, dim=0).clamp(-1, 1)
         return math.degrees(math.acos(float(cos)))
 
-    return Measure("identity", "identity (deg)", False, True, angle)
+    return Measure("identity", "identity (deg)", False, angle)
 
 
 #: torchvision's AlexNet ``features`` index → the LPIPS slice that holds it
@@ -103,18 +112,14 @@ _LPIPS_SLICES = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
 def _lpips(device: torch.device, backbone: str, download: bool) -> Measure:
     import warnings
 
-    from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
     from gfp_core.image import faces_to_tensor
-    from gfp_core.weights import read_state_dict, resolve_weights
+    from gfp_core.weights import read_state_dict
 
     try:
         import lpips
     except ImportError as exc:
         raise MeasureUnavailable("lpips: the 'lpips' package is not installed (requirements-train.txt)") from exc
-    try:
-        state = read_state_dict(resolve_weights(backbone, download=download).path)
-    except (WeightsNotFoundError, ChecksumMismatchError) as exc:
-        raise MeasureUnavailable(f"lpips: the AlexNet weights ({backbone}) cannot be had here: {exc}") from exc
+    state = read_state_dict(_weights_file("lpips", "the AlexNet weights", backbone, download))
     with warnings.catch_warnings():  # lpips asks torchvision with its old 'pretrained' argument
         warnings.simplefilter("ignore", UserWarning)
         net = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
@@ -134,35 +139,34 @@ def _lpips(device: torch.device, backbone: str, download: bool) -> Measure:
         pair = faces_to_tensor(np.stack([out, gt]), device=device, dtype=torch.float32)
         return float(net(pair[:1], pair[1:]))
 
-    return Measure("lpips", "LPIPS", False, True, distance)
+    return Measure("lpips", "LPIPS", False, distance)
 
 
 def _niqe(params: str, download: bool) -> Measure:
-    from gfp_core.errors import ChecksumMismatchError, WeightsNotFoundError
-    from gfp_core.weights import resolve_weights
-
     from .niqe import luma, niqe
 
+    path = _weights_file("niqe", "its pristine model", params, download)
     try:
-        with np.load(resolve_weights(params, download=download).path, allow_pickle=False) as data:
+        with np.load(path, allow_pickle=False) as data:
             mu, cov, window = data["mu_pris_param"], data["cov_pris_param"], data["gaussian_window"]
-    except (WeightsNotFoundError, ChecksumMismatchError) as exc:
-        raise MeasureUnavailable(f"niqe: its pristine model ({params}) cannot be had here: {exc}") from exc
     except (KeyError, ValueError, OSError) as exc:
         raise GFPError(f"{params} is not NIQE's pristine model ({exc})") from exc
-    return Measure("niqe", "NIQE", False, False, lambda out, gt: niqe(luma(out), mu, cov, window))
+    return Measure("niqe", "NIQE", False, lambda out, gt: niqe(luma(out), mu, cov, window))
 
 
 #: every measure, in the order of the table
 MEASURES = ("psnr", "ssim", "lpips", "niqe", "lmd", "identity")
+#: the measures that need no ground truth (the only ones a wild test set gets)
+NO_REFERENCE = frozenset({"niqe"})
 
 
 def build_measures(names: tuple[str, ...] = MEASURES, *, device: torch.device | None = None,
                    identity_weights: str = "arcface_resnet18", lpips_weights: str = "alexnet_imagenet",
-                   niqe_params: str = "niqe_pris_params", download: bool = True
+                   niqe_params: str = "niqe_pris_params", download: bool = True, ground_truth: bool = True
                    ) -> tuple[list[Measure], dict[str, str]]:
     """The measures that can run here, and for the others why not (name → reason). ``download``:
-    fetch missing networks (else only those already on this machine run)."""
+    fetch missing networks (else only those already on this machine run). Without a ``ground_truth``
+    only the no-reference measures are built (the others' networks are not even loaded)."""
     device = device or torch.device("cpu")
     builders = {"psnr": _psnr, "ssim": _ssim, "lpips": lambda: _lpips(device, lpips_weights, download),
                 "niqe": lambda: _niqe(niqe_params, download), "lmd": lambda: _lmd(device),
@@ -172,6 +176,9 @@ def build_measures(names: tuple[str, ...] = MEASURES, *, device: torch.device | 
         raise GFPError(f"unknown measure(s) {', '.join(unknown)}; choose from {', '.join(MEASURES)}")
     ready, missing = [], {}
     for name in names:
+        if not ground_truth and name not in NO_REFERENCE:
+            missing[name] = "needs a ground truth; this test set is wild"
+            continue
         try:
             ready.append(builders[name]())
         except MeasureUnavailable as exc:

@@ -125,7 +125,12 @@ def _write_pairs(sources: Iterable[str | Path], out: Path, seed: int, size: int,
     manifest = {"version": MANIFEST_VERSION, "kind": "wild" if wild else "synthetic", "seed": None if wild else seed,
                 "size": size, "degradation": None if wild else {k: list(v) for k, v in PAPER_DEGRADATION.items()},
                 "pairs": pairs}
-    partial = out / "manifest.json.partial"
-    partial.write_text(json.dumps(manifest, indent=1))
-    os.replace(partial, out / "manifest.json")  # the manifest appears only when every pair is written
+    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))  # last: every pair is written
     return manifest
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file renamed over it: never a half-written file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, newline="")  # as given: a CSV keeps its own line ends
+    os.replace(partial, path)

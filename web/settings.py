@@ -105,7 +105,7 @@ def parse_settings(argv: list[str] | None = None) -> WebSettings:
             if args.dtype is not None:
                 args.dtype = options.check_dtype(args.dtype)
             if args.backend is not None:  # refused at start-up, not on a visitor's first restore
-                args.backend = options.BACKENDS.check(args.backend.strip().lower())
+                args.backend = options.check_backend(args.backend)
     except InvalidOptionError as exc:
         parser.error(str(exc))
     if args.time_limit <= 0:

@@ -13,14 +13,14 @@ import os
 from torch import nn
 
 from ..errors import GFPError, InvalidOptionError
-from ..options import BACKENDS
+from ..options import BACKENDS, check_backend
 
 log = logging.getLogger(__name__)
 
 
 def default_backend() -> str:
     """``GFP_BACKEND`` if set (a deployment pins its backend), else 'auto'."""
-    return BACKENDS.check(os.environ.get("GFP_BACKEND", "auto").strip().lower() or "auto")
+    return check_backend(os.environ.get("GFP_BACKEND", "").strip() or "auto")
 
 
 def _why_not_openvino(model: nn.Module, exact: bool) -> str | None:
@@ -42,8 +42,7 @@ def _why_not_openvino(model: nn.Module, exact: bool) -> str | None:
 
 def select_backend(model: nn.Module, backend: str | None = None, *, exact: bool = False) -> tuple[nn.Module, str]:
     """``model`` as the backend runs it, and the backend's name ('torch' or 'openvino')."""
-    name = BACKENDS.check(backend.strip().lower() if isinstance(backend, str) else backend) \
-        if backend is not None else default_backend()
+    name = check_backend(backend) if backend is not None else default_backend()
     if name == "torch":
         return model, "torch"
     why_not = _why_not_openvino(model, exact)

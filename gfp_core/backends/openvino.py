@@ -77,10 +77,10 @@ class CheckRecord:
     def lowest_fidelity(self) -> float | None:
         """The lowest fidelity down to which every checked one is within tolerance (None: not even 1)."""
         lowest = None
-        for fidelity in sorted((float(f) for f in self.max_abs_diff), reverse=True):
-            if self.max_abs_diff[f"{fidelity:g}"] > self.tolerance:
+        for fidelity, difference in sorted(self.max_abs_diff.items(), key=lambda item: -float(item[0])):
+            if difference > self.tolerance:
                 break
-            lowest = fidelity
+            lowest = float(fidelity)
         return lowest
 
     @property

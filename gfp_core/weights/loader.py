@@ -10,8 +10,8 @@ from torch import nn
 
 from ..backends import select_backend
 from ..device import resolve_device, resolve_dtype
-from ..options import BACKENDS
 from ..errors import UnsupportedCheckpointError
+from ..options import check_backend
 from .architectures import Architecture, adapt_state, detect_architecture, get_architecture, recognise_architecture
 from .checkpoint import is_synthetic, read_checkpoint
 from .registry import ModelSpec
@@ -122,7 +122,7 @@ def load_model_with_info(ref: str | os.PathLike[str], *, device: str | torch.dev
     target = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target)  # bad options fail before any file is read
     if backend is not None:
-        BACKENDS.check(backend.strip().lower() if isinstance(backend, str) else backend)
+        check_backend(backend)
     resolved = resolve_weights(ref, download=download, allow_unverified=allow_unverified, progress=progress)
     state, metadata = read_checkpoint(resolved.path)
     model, arch = build_for(state, resolved.spec, str(resolved.path))
