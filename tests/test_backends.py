@@ -230,3 +230,21 @@ def test_an_unwritable_cache_keeps_pytorch_under_auto_and_says_why_under_openvin
     assert "GFP_HOME" in caplog.text
     with pytest.raises(GFPError, match="cannot be saved"):
         load_model_with_info(checkpoint, allow_unverified=True, backend="openvino")
+
+
+def test_a_bad_gfp_backend_is_named_as_the_environment_variable(tmp_path, monkeypatch):
+    """The variable, not a flag the user never gave: the CLI's flag renaming leaves this message as it is."""
+    from gfp_core.synthetic import write_random_checkpoint
+
+    from PIL import Image
+    from skimage.data import astronaut
+
+    checkpoint = write_random_checkpoint("v1.4", tmp_path / "model.pth")
+    Image.fromarray(astronaut()).save(tmp_path / "face.png")
+    env = dict(os.environ, GFP_BACKEND="bogus", HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    run = subprocess.run([sys.executable, "-m", "gfp_core", "restore", str(tmp_path / "face.png"), "-o",
+                          str(tmp_path / "out"), "--aligned", "--model", str(checkpoint), "--allow-unverified"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode != 0
+    assert "the environment variable GFP_BACKEND must be one of auto, torch, openvino, got 'bogus'" in run.stderr
+    assert "--backend" not in run.stderr

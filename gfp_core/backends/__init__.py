@@ -13,14 +13,20 @@ import os
 from torch import nn
 
 from ..errors import GFPError, InvalidOptionError
-from ..options import BACKENDS, check_backend
+from ..options import BACKENDS, check_backend, shown
 
 log = logging.getLogger(__name__)
 
 
 def default_backend() -> str:
     """``GFP_BACKEND`` if set (a deployment pins its backend), else 'auto'."""
-    return check_backend(os.environ.get("GFP_BACKEND", "").strip() or "auto")
+    value = os.environ.get("GFP_BACKEND", "").strip() or "auto"
+    try:
+        return check_backend(value)
+    except InvalidOptionError:  # named as the environment variable: no flag or input was given
+        raise InvalidOptionError(f"the environment variable GFP_BACKEND must be one of {', '.join(BACKENDS.names)}, "
+                                 f"got {shown(value)}", setting="backend", value=value,
+                                 allowed=BACKENDS.names) from None
 
 
 def _why_not_openvino(model: nn.Module, exact: bool) -> str | None:
