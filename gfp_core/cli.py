@@ -220,10 +220,15 @@ def check_output_folder(folder: Path) -> None:
 def _cmd_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .face.select import parse_indices
     from .image import read_picture
-    from .pipeline import FaceRestorer
 
+    if args.ray is not None:  # the same restore, run as a Ray Data pipeline (gfp_core.scale)
+        from .scale import restore_on_ray
+
+        return restore_on_ray(args)
+    if not args.inputs:
+        raise GFPError("name at least one image, video, folder or glob pattern to restore"
+                       + (" (--input-list is read with --ray)" if args.input_list else ""))
     inputs = collect_inputs(args.inputs)
     if not inputs.files:
         raise GFPError(f"no images or videos found in {' '.join(args.inputs)}")
@@ -235,15 +240,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     out = args.output
     check_output_folder(out)
     _check_video_settings(inputs.files, args)
-    restorer = FaceRestorer(
-        args.model, detector=args.detector, device=args.device, dtype=args.dtype, upscale=args.upscale,
-        fidelity=args.fidelity, visibility=args.visibility, mask=args.mask, parser=args.parser,
-        colour_match=args.colour_match, score_threshold=args.threshold, detect_max_side=args.detect_max_side,
-        min_face_size=args.min_face_size, select=args.select,
-        indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
-        smoothing=args.smoothing, steady=args.steady, background=args.bg_upsampler, background_tile=args.bg_tile,
-        max_pixels=args.max_pixels, max_output_pixels=args.max_output_pixels, allow_unverified=args.allow_unverified,
-        exact=args.exact, backend=args.backend)
+    restorer = restorer_from_args(args)
     info = restorer.model_info
     detector = "none (aligned faces)" if args.aligned else restorer.detector.name
     runtime = "OpenVINO" if info.backend == "openvino" else "PyTorch"
@@ -262,8 +259,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         if is_video(path):
             target = _video_target(path, args)
         else:
-            ext = path.suffix.lstrip(".").lower() if args.ext == "auto" else args.ext
-            target = out / "restored_imgs" / f"{path.stem}{args.suffix}.{ext or 'png'}"
+            target = image_target(path, args)
         if target.exists() and not args.overwrite:
             counts["skipped"] += 1
             continue
@@ -314,6 +310,28 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     print(f"{', '.join(done)}, {counts['skipped']} skipped (output exists; --overwrite), {counts['failed']} failed; "
           f"results in {out}", file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+def restorer_from_args(args: argparse.Namespace):
+    """The FaceRestorer that ``restore``'s options describe (the local loop and each Ray worker build it so)."""
+    from .face.select import parse_indices
+    from .pipeline import FaceRestorer
+
+    return FaceRestorer(
+        args.model, detector=args.detector, device=args.device, dtype=args.dtype, upscale=args.upscale,
+        fidelity=args.fidelity, visibility=args.visibility, mask=args.mask, parser=args.parser,
+        colour_match=args.colour_match, score_threshold=args.threshold, detect_max_side=args.detect_max_side,
+        min_face_size=args.min_face_size, select=args.select,
+        indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
+        smoothing=args.smoothing, steady=args.steady, background=args.bg_upsampler, background_tile=args.bg_tile,
+        max_pixels=args.max_pixels, max_output_pixels=args.max_output_pixels, allow_unverified=args.allow_unverified,
+        exact=args.exact, backend=args.backend)
+
+
+def image_target(path: Path, args: argparse.Namespace) -> Path:
+    """Where a photo's restored image goes: OUTPUT/restored_imgs/NAME[SUFFIX].EXT."""
+    ext = path.suffix.lstrip(".").lower() if args.ext == "auto" else args.ext
+    return args.output / "restored_imgs" / f"{path.stem}{args.suffix}.{ext or 'png'}"
 
 
 def _video_target(path: Path, args: argparse.Namespace) -> Path:
@@ -400,9 +418,11 @@ class FrameBars:
             self.bar = None
 
 
-def _write_results(out: Path, path: Path, target: Path, result, suffix: str) -> str:
+def _write_results(out: Path, path: Path, target: Path, result, suffix: str, target_last: bool = False) -> str:
     """Write one image's files: the restored photo first (the product; a face file that cannot be written
     must not cost it), then each face's crop, restored crop and comparison. Each write is atomic.
+    ``target_last``: the restored photo last instead, so that its presence means every file of the image
+    is in place (how a resumed Ray run tells finished work from work cut short).
     Returns what went wrong ('' when nothing did); later files are still tried after a failure."""
     import numpy as np
 
@@ -414,6 +434,8 @@ def _write_results(out: Path, path: Path, target: Path, result, suffix: str) -> 
         jobs += [(out / "cropped_faces" / f"{path.stem}_{i:02d}.png", lambda c=crop: c),
                  (out / "restored_faces" / f"{path.stem}_{i:02d}{suffix}.png", lambda r=restored: r),
                  (out / "cmp" / f"{path.stem}_{i:02d}.png", lambda c=crop, r=restored: np.concatenate([c, r], axis=1))]
+    if target_last:
+        jobs.append(jobs.pop(0))
     problems: list[str] = []
     for file, image in jobs:
         try:
@@ -424,13 +446,35 @@ def _write_results(out: Path, path: Path, target: Path, result, suffix: str) -> 
     if not problems:
         return ""
     more = f" (and {len(problems) - 1} more files)" if len(problems) > 1 else ""
-    kept = f"; {target} was written" if not problems[0].startswith(f"cannot write {target}:") else ""
+    kept = "" if any(p.startswith(f"cannot write {target}:") for p in problems) else f"; {target} was written"
     return f"{problems[0]}{more}{kept}"
 
 
 def _span(r: options.Range) -> str:
     """'between 0 and 1' from a range's rule ('must be between 0 and 1')."""
     return r.describe_rule().removeprefix("must be ")
+
+
+def _add_ray_options(p: argparse.ArgumentParser) -> None:
+    """``restore --ray``: the same restore as a Ray Data pipeline (gfp_core.scale; needs ``pip install "ray[data]"``)."""
+    g = p.add_argument_group(
+        "archive scale (--ray)",
+        "Run the restore as a resumable Ray Data pipeline: models load once per worker, a manifest in "
+        "OUTPUT/.gfp-scale records each input's outcome, and running the same command again skips what is done.")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray: alone, a local Ray instance on this machine; with a cluster's ADDRESS "
+                        "(host:port, ray://host:10001 or auto), on that cluster. Put it after the inputs, or "
+                        "write --ray=ADDRESS")
+    g.add_argument("--workers", type=int, help="Ray workers, each with its own copy of the models (default: one "
+                                               "per GPU on a cluster with GPUs, else one per --worker-cpus CPUs)")
+    g.add_argument("--worker-cpus", type=float, default=1, help="CPUs (and torch threads) per worker (default 1)")
+    g.add_argument("--ray-batch", type=int, default=4, help="inputs per call to a worker (default 4)")
+    g.add_argument("--retries", type=int, default=2,
+                   help="tries after the first before an input is listed as failed (default 2)")
+    g.add_argument("--input-list", action="append", default=[], metavar="FILE",
+                   help="a text file of inputs, one path, folder, glob or URL a line (can be repeated)")
+    g.add_argument("--object-store-mb", type=int, default=512,
+                   help="a local Ray instance's object store, in MiB (default 512)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -475,7 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "an interrupted or failed write never leaves a half-written result. Exit status: 0 all "
                     "restored, 1 some images failed (each named with the reason), 2 a usage error (nothing "
                     "done), 3 model weights missing.")
-    p.add_argument("inputs", nargs="+", help="image or video files, folders or glob patterns")
+    p.add_argument("inputs", nargs="*", help="image or video files, folders or glob patterns (with --ray also "
+                                             "fsspec URLs such as s3://bucket/photos/)")
     p.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder (default: results)")
     p.add_argument("-m", "--model", default="v1.4",
                    help=f"model: {', '.join(options.MODELS.names)} (v1.4 is the default), another registry name "
@@ -540,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the peak)")
     p.add_argument("--allow-unverified", action="store_true", help="accept weights whose SHA-256 does not match")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_ray_options(p)
     p.set_defaults(func=_cmd_restore)
 
     p = sub.add_parser("export-onnx", help="export a GFPGAN model to ONNX (stored noise) and check it in onnxruntime")

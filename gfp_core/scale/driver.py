@@ -1,0 +1,300 @@
+"""The driver of a Ray run: list the inputs, leave out what the manifest says is done, run the rest
+through a Ray Data pipeline of :class:`~gfp_core.scale.worker.RestoreWorker` actors, show progress,
+and say what happened (as the local command does).
+
+Ray Data streams: the inputs are a dataset of file names in small blocks, the workers an actor pool
+(one model copy each), and the outcome rows flow back to this process as they are made, so a
+run of a million photos holds no photo anywhere but in the worker restoring it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import GFPError
+from . import require_ray
+from .inputs import ScaleInput, list_inputs
+from .manifest import DONE, Journal, compact, manifest_folder, read_manifest, sweep_partials
+from .worker import target_for
+
+#: how many blocks a run's inputs are cut into at most (each block is one Ray task)
+MAX_BLOCKS = 4000
+
+
+@dataclass
+class RunSummary:
+    """What one run did; also written to ``OUTPUT/.gfp-scale/last-run.json``."""
+
+    inputs: int = 0
+    done_before: int = 0
+    skipped: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    faces: int = 0
+    failures: list[str] = field(default_factory=list)
+    workers: int = 0
+    seconds: float = 0.0
+    #: inputs finished per second of this run's pipeline (from the first worker ready to the last row)
+    per_second: float = 0.0
+    #: peak resident memory of each worker process (MiB) and of this driver
+    worker_peak_mb: dict[str, float] = field(default_factory=dict)
+    driver_peak_mb: float = 0.0
+    #: (seconds since start, worker, resident MiB) every so often: memory over the run
+    memory: list[tuple[float, str, float]] = field(default_factory=list)
+    partials_removed: int = 0
+
+
+def restore_on_ray(args: argparse.Namespace) -> int:
+    """``restore … --ray [ADDRESS]``: 0 when every input is done, 1 when some failed (each listed)."""
+    summary = run(args)
+    for line in summary.failures:
+        print(f"error: {line}", file=sys.stderr)
+    c = summary.counts
+    print(f"{c.get('restored', 0)} restored ({summary.faces} faces), {c.get('no face', 0)} without a face, "
+          f"{summary.done_before} done by an earlier run, {summary.skipped} skipped (output exists; --overwrite), "
+          f"{c.get('failed', 0)} failed; {summary.per_second:.2f} inputs/s on {summary.workers} workers; "
+          f"manifest in {manifest_folder(args.output)}; results in {args.output}", file=sys.stderr)
+    return 1 if c.get("failed") else 0
+
+
+def restore_at_scale(inputs: Sequence[str], output: str | Path, *, ray: str = "local",
+                     **options: Any) -> RunSummary:
+    """Restore ``inputs`` into ``output`` on Ray (``ray``: 'local', or a cluster address). ``options``:
+    the ``restore`` command's options by their long names with underscores (``model``, ``upscale``,
+    ``aligned``, ``workers``, ``retries``, …)."""
+    from ..cli import build_parser
+
+    args = build_parser().parse_args(["restore", "-o", str(output), "--ray", ray, *map(str, inputs)])
+    for name, value in options.items():
+        if not hasattr(args, name) or name in ("func", "command", "inputs", "output", "ray"):
+            raise TypeError(f"restore_at_scale() got an unknown option {name!r}")
+        setattr(args, name, value)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> RunSummary:
+    from ..cli import _check_video_settings, check_output_folder, is_video, name_clashes
+
+    ray = require_ray()
+    _address_or_input(args)
+    if args.workers is not None and args.workers < 1:
+        raise GFPError("--workers must be at least 1")
+    if args.ray_batch < 1 or args.retries < 0 or args.worker_cpus <= 0:
+        raise GFPError("--ray-batch must be at least 1, --retries at least 0 and --worker-cpus above 0")
+    items, repeats = list_inputs(args.inputs, args.input_list)
+    if not items:
+        raise GFPError(f"no images or videos found in {' '.join([*args.inputs, *args.input_list])}")
+    local = [Path(i.source) for i in items if not i.remote]
+    clashes = name_clashes(local) + _url_clashes([i for i in items if i.remote])
+    if clashes:
+        listed = "\n".join(f"  {', '.join(str(p) for p in group)}" for group in clashes)
+        raise GFPError("these inputs would write the same output files; restore them in separate runs with "
+                       f"different --output folders, or rename them:\n{listed}")
+    args.output = Path(args.output)
+    check_output_folder(args.output)
+    _check_video_settings([i.name for i in items], args)
+    if args.aligned and any(is_video(i.name) for i in items):
+        raise GFPError("--aligned is for photos of aligned face crops; restore videos without it")
+
+    folder = manifest_folder(args.output)
+    summary = RunSummary(inputs=len(items), partials_removed=sweep_partials(args.output))
+    todo = _plan(items, args, folder, summary)
+    if repeats:
+        print(f"{repeats} inputs named a file already listed and are restored once", file=sys.stderr)
+    if todo:
+        _run_pipeline(ray, args, todo, folder, summary)
+    summary.partials_removed += sweep_partials(args.output)
+    compact(folder)
+    summary.driver_peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    (folder / "last-run.json").write_text(json.dumps(asdict(summary), indent=1))
+    return summary
+
+
+def _address_or_input(args: argparse.Namespace) -> None:
+    """``restore --ray photos/``: argparse took the folder for an address; it is an input, on a local instance."""
+    value = args.ray
+    if value in ("local", "auto") or value.startswith("ray://") or _host_port(value):
+        return
+    if os.path.exists(value) or any(ch in value for ch in "*?[") or "://" in value:
+        args.inputs = [value, *args.inputs]
+        args.ray = "local"
+        return
+    raise GFPError(f"--ray {value}: not a Ray address (host:port, ray://host:10001, auto) nor an input; "
+                   f"put --ray after the inputs or write --ray=ADDRESS")
+
+
+def _host_port(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit())
+
+
+def _url_clashes(items: list[ScaleInput]) -> list[list[str]]:
+    from ..cli import is_video
+
+    groups: dict[tuple[bool, str], list[str]] = {}
+    for item in items:
+        groups.setdefault((is_video(item.name), item.name.stem.casefold()), []).append(item.source)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def _plan(items: list[ScaleInput], args: argparse.Namespace, folder: Path, summary: RunSummary) -> list[dict]:
+    """The inputs still to do. Done (its outcome says restored or no face, and the file is there): left
+    out. Begun by a worker that died after its files were in place: recorded as restored. Begun by
+    workers that died, more times than retries allow: recorded as failed. Its output there without
+    any record (an earlier local run's): skipped as the local command skips it."""
+    manifest = read_manifest(folder)
+    journal = Journal(folder)
+    todo, notes = [], []
+    try:
+        for item in items:
+            record = manifest.outcomes.get(item.id)
+            target = target_for(item, args)
+            if record is not None and record["status"] in DONE and target.exists():
+                summary.done_before += 1
+            elif manifest.starts.get(item.id) and target.exists() and not args.overwrite:
+                # begun by a worker (or driver) killed before it could record the outcome: the photo is
+                # written last, so its files are all there
+                notes.append({"id": item.id, "input": item.source, "status": "restored", "target": str(target),
+                              "faces": -1, "recovered": True, "reason": "its files were written by a try cut short"})
+                summary.done_before += 1
+            elif manifest.starts.get(item.id, 0) > args.retries:
+                reason = (f"{item.source}: its worker died each of the {manifest.starts[item.id]} times it was "
+                          f"restored (out of memory?); it is left out until its manifest record is removed")
+                notes.append({"id": item.id, "input": item.source, "status": "failed", "reason": reason,
+                              "attempts": manifest.starts[item.id], "target": str(target)})
+                summary.failures.append(reason)
+            elif target.exists() and not args.overwrite:
+                notes.append({"id": item.id, "input": item.source, "status": "skipped", "target": str(target),
+                              "reason": "its output existed (--overwrite replaces it)"})
+                summary.skipped += 1
+            else:
+                todo.append({"source": item.source, "key": item.key})
+        journal.write(notes)
+    finally:
+        journal.close()
+    summary.counts = dict(Counter(n["status"] for n in notes if n["status"] == "failed"))
+    return todo
+
+
+def _run_pipeline(ray, args: argparse.Namespace, todo: list[dict], folder: Path, summary: RunSummary) -> None:
+    from tqdm import tqdm
+
+    started_here = _connect(ray, args)
+    try:
+        workers, gpus = _workers(ray, args, len(todo))
+        summary.workers = workers
+        dataset = _dataset(ray, args, todo, folder, workers, gpus)
+        counts = Counter(summary.counts)
+        bar = tqdm(total=len(todo), desc="restoring", unit="input", disable=args.quiet, dynamic_ncols=True)
+        t0 = time.perf_counter()
+        first = None
+        try:
+            for row in _rows(dataset):
+                now = time.perf_counter()
+                first = first if first is not None else now - row["seconds"]
+                counts[row["status"]] += 1
+                summary.faces += max(0, int(row["faces"]))
+                if row["status"] == "failed":
+                    summary.failures.append(row["reason"])
+                    bar.set_postfix(failed=counts["failed"], refresh=False)
+                worker = row["worker"]
+                summary.worker_peak_mb[worker] = max(summary.worker_peak_mb.get(worker, 0.0), row["peak_rss_mb"])
+                if len(summary.memory) < 100_000:
+                    summary.memory.append((round(now - t0, 2), worker, row["rss_mb"]))
+                bar.update(1)
+        finally:
+            bar.close()
+        end = time.perf_counter()
+        summary.seconds = round(end - t0, 3)
+        summary.per_second = round(bar.n / max(end - (first or t0), 1e-9), 3)
+        summary.counts = dict(counts)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _rows(dataset):
+    """The outcome rows as they come; a worker that cannot start (a bad option, missing weights) is
+    reported as the local command reports it, not as a Ray traceback."""
+    try:
+        yield from dataset.iter_rows()
+    except Exception as exc:
+        cause = _user_error(exc)
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+def _user_error(exc: BaseException) -> GFPError | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, GFPError):
+            return exc
+        cause = getattr(exc, "cause", None)
+        exc = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
+    return None
+
+
+def _connect(ray, args: argparse.Namespace) -> bool:
+    """Join the cluster at ``args.ray``, or start a small local instance. True when this call started Ray
+    (and so must stop it). A Ray already started in this process (a notebook, tests) is used as it is."""
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    if ray.is_initialized():
+        return False
+    common = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=bool(getattr(args, "verbose", False)))
+    if args.ray == "local":
+        workers = args.workers or max(1, int((os.cpu_count() or 1) // args.worker_cpus))
+        ray.init(address="local", num_cpus=max(1, int(workers * args.worker_cpus + 0.999)),
+                 object_store_memory=args.object_store_mb << 20, **common)
+    else:
+        try:
+            ray.init(address=args.ray, **common)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise GFPError(f"cannot join the Ray cluster at {args.ray}: {exc}") from exc
+    return True
+
+
+def _workers(ray, args: argparse.Namespace, n: int) -> tuple[int, float]:
+    """How many workers, and GPUs for each: one per GPU where the cluster has GPUs and --device allows
+    them, else one per --worker-cpus CPUs; never more than there are inputs."""
+    resources = ray.cluster_resources()
+    gpus_there = int(resources.get("GPU", 0))
+    use_gpu = gpus_there > 0 and str(args.device).lower() in ("auto", "cuda") or str(args.device).startswith("cuda")
+    if use_gpu and gpus_there == 0:
+        raise GFPError(f"--device {args.device}: the Ray cluster has no GPU")
+    if args.workers:
+        workers = args.workers
+    elif use_gpu:
+        workers = gpus_there
+    else:
+        workers = max(1, int(resources.get("CPU", 1) // args.worker_cpus))
+    return max(1, min(workers, n)), (1.0 if use_gpu else 0.0)
+
+
+def _dataset(ray, args: argparse.Namespace, todo: list[dict], folder: Path, workers: int, gpus: float):
+    from ray.data import ActorPoolStrategy, DataContext
+
+    from .worker import RestoreWorker
+
+    context = DataContext.get_current()
+    # ours counts inputs (Ray's would count blocks); Ray Data's notes about its execution are not the user's
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    # blocks of a few batches: enough of them to keep every worker busy, few enough for a million inputs
+    per_block = max(1, min(max(args.ray_batch, -(-len(todo) // MAX_BLOCKS)), len(todo) // workers))
+    blocks = max(1, -(-len(todo) // per_block))
+    options = {k: v for k, v in vars(args).items() if k not in ("func",)}
+    return ray.data.from_items(todo, override_num_blocks=blocks).map_batches(
+        RestoreWorker, batch_size=args.ray_batch, compute=ActorPoolStrategy(size=workers),
+        fn_constructor_kwargs={"options": options, "manifest": str(folder), "threads": max(1, int(args.worker_cpus))},
+        num_cpus=args.worker_cpus, num_gpus=gpus, batch_format="numpy")
