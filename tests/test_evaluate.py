@@ -157,6 +157,97 @@ def test_niqe_agrees_with_basicsr(pair):
     np.testing.assert_allclose(matlab_half(grey), imresize(grey, 0.5), atol=1e-6)  # MATLAB's imresize
 
 
+@pytest.fixture(scope="module")
+def fid_inception(tmp_path_factory) -> Path:
+    """A seeded Inception in the FID weights' format (torchvision's InceptionV3, 1008 classes, no aux)."""
+    import torchvision
+
+    torch.manual_seed(5)
+    net = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=True)
+    path = tmp_path_factory.mktemp("fid") / "pt_inception_seeded.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def face_sets(pair) -> tuple[np.ndarray, np.ndarray]:
+    """Three degraded faces and their three ground truths: the pair, mirrored and moved."""
+    variants = lambda img: np.stack([img, img[:, ::-1], np.roll(img, 24, axis=0)])  # noqa: E731
+    degraded, truth = pair
+    return variants(degraded), variants(truth)
+
+
+def test_fid_agrees_with_basicsr_given_the_same_inception(pair, fid_inception, monkeypatch):
+    from official import load_official
+
+    from train.measures import build_measures, frechet_distance, load_fid_inception
+
+    load_official()
+    import basicsr.archs.inception as basicsr_inception
+    from basicsr.metrics.fid import calculate_fid, extract_inception_features, load_patched_inception_v3
+
+    degraded, truths = face_sets(pair)
+    # the features: basicsr's Inception (GFPGAN's FID) given the same weights, fed [-1, 1] as it expects
+    state = torch.load(fid_inception, weights_only=True)
+    monkeypatch.setattr(basicsr_inception, "load_url", lambda *args, **kwargs: state)
+    monkeypatch.setattr(basicsr_inception, "LOCAL_FID_WEIGHTS", "/nonexistent")
+    reference = load_patched_inception_v3("cpu")
+    as_batch = lambda faces: torch.from_numpy(faces.copy()).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    expected = extract_inception_features([as_batch(degraded)], reference, device="cpu").numpy()
+    ours = load_fid_inception(fid_inception, torch.device("cpu"))
+    with torch.no_grad():
+        found = ours(torch.from_numpy(degraded.copy()).permute(0, 3, 1, 2).float() / 255)[0].flatten(1).numpy()
+    np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+    # the distance: equal to basicsr's calculate_fid where its square root is well posed (more samples
+    # than features)...
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(300, 64)) @ rng.normal(size=(64, 64)), rng.normal(1, 2, size=(300, 64))
+    mu_b, sigma_b = b.mean(0), np.cov(b, rowvar=False)
+    assert frechet_distance(a, mu_b, sigma_b) == pytest.approx(
+        calculate_fid(a.mean(0), np.cov(a, rowvar=False), mu_b, sigma_b), rel=1e-8)
+    # ...and on three faces a number where basicsr's complex square root fails
+    with pytest.raises(ValueError, match="Imaginary component"):
+        stats = [s for f in (expected.astype(np.float64), expected[::-1].astype(np.float64) * 1.1)
+                 for s in (f.mean(0), np.cov(f, rowvar=False))]
+        calculate_fid(*stats)
+    (fid,), missing = build_measures(("fid",), fid_weights=str(fid_inception))
+    assert not missing and fid.needs_gt
+    apart = fid.compute(degraded, truths)
+    assert apart > 0 and fid.compute(truths, degraded) == pytest.approx(apart, rel=1e-6)  # symmetric
+    assert fid.compute(truths, truths) == pytest.approx(0, abs=1e-9 * apart)  # a set against itself
+    assert math.isnan(fid.compute(degraded[:1], truths[:1]))  # one face has no covariance
+
+
+def test_fid_refuses_weights_that_are_not_its_inception(tmp_path):
+    import torchvision
+
+    from train.measures import build_measures
+
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), tmp_path / "alexnet.pth")
+    with pytest.raises(GFPError, match="alexnet.pth is not the FID Inception"):
+        build_measures(("fid",), fid_weights=str(tmp_path / "alexnet.pth"))
+    np.savez(tmp_path / "stats.npz", mu=np.zeros(3), sigma=np.eye(3))
+    with pytest.raises(GFPError, match="2048"):
+        build_measures(("fid",), fid_weights=str(tmp_path / "alexnet.pth"), fid_stats=str(tmp_path / "stats.npz"))
+
+
+def test_fid_of_a_wild_set_against_a_statistics_file(pair, fid_inception, tmp_path):
+    from train.measures import build_measures, load_fid_inception
+
+    degraded, truths = face_sets(pair)
+    net = load_fid_inception(fid_inception, torch.device("cpu"))
+    with torch.no_grad():  # statistics of the ground truths, as pytorch-fid's --save-stats writes them
+        features = net(torch.from_numpy(truths.copy()).permute(0, 3, 1, 2).float() / 255)[0].flatten(1).double().numpy()
+    np.savez(tmp_path / "truths.npz", mu=features.mean(0), sigma=np.cov(features, rowvar=False))
+    (from_file,), missing = build_measures(("fid",), fid_weights=str(fid_inception),
+                                           fid_stats=str(tmp_path / "truths.npz"), ground_truth=False)
+    (from_truths,), _ = build_measures(("fid",), fid_weights=str(fid_inception))
+    assert not missing and not from_file.needs_gt
+    assert from_file.compute(degraded, None) == pytest.approx(from_truths.compute(degraded, truths), rel=1e-6)
+    _, missing = build_measures(("fid",), fid_weights=str(fid_inception), ground_truth=False)
+    assert "--fid-stats" in missing["fid"]
+
+
 def test_landmark_distance_is_small_for_the_same_face_and_grows_when_it_moves(pair):
     from train.measures import build_measures
 
@@ -177,15 +268,22 @@ def test_evaluate_compares_two_models_and_writes_its_files(testset, offline_home
     out = tmp_path / "results"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "train", "evaluate", str(testset), "-m", str(first), "-m", str(second),
-                           "--allow-unverified", "--backend", "torch", "-o", str(out), "--sheet-every", "4"],
+                           "--allow-unverified", "--backend", "torch", "-o", str(out), "--sheet-every", "4",
+                           "--with-inputs"],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     report = json.loads((out / "results.json").read_text())
-    assert [r["model"] for r in report["results"]] == [str(first), str(second)]
-    assert [m["name"] for m in report["measures"]] == ["psnr", "ssim", "lmd"]  # lpips and identity: no weights
+    assert [r["model"] for r in report["results"]] == ["input (degraded)", str(first), str(second)]
+    assert [m["name"] for m in report["measures"]] == ["psnr", "ssim", "lmd"]  # lpips, fid, identity: no weights
     assert "arcface" in report["missing"]["identity"]  # offline and absent: the column is left out, with why
     assert "alexnet" in report["missing"]["lpips"].lower() and "niqe_pris_params" in report["missing"]["niqe"]
-    firsts, seconds = (r["means"] for r in report["results"])
+    assert "pt_inception" in report["missing"]["fid"]
+    inputs, firsts, seconds = (r["means"] for r in report["results"])
+    from train.metrics import psnr
+
+    first_pair = json.loads((testset / "manifest.json").read_text())["pairs"][0]
+    degraded, truth = (np.asarray(Image.open(testset / first_pair[part])) for part in ("lq", "gt"))
+    assert inputs["psnr"] == pytest.approx(psnr(degraded, truth))  # the input row: the set's own pairs
     assert firsts["psnr"] != seconds["psnr"]  # two different models, two different results
     table = (out / "results.md").read_text()
     assert table in done.stdout and "| PSNR (dB) ↑ | SSIM ↑ | LMD (px) ↓ | s / face |" in table

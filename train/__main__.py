@@ -114,6 +114,13 @@ def _evaluate(argv: Sequence[str]) -> int:
                         help="torchvision's AlexNet weights for LPIPS (registry name or file)")
     parser.add_argument("--niqe-params", default="niqe_pris_params",
                         help="NIQE's pristine model, niqe_pris_params.npz (registry name or file)")
+    parser.add_argument("--fid-weights", default="inception_fid",
+                        help="the FID Inception weights, pytorch-fid's pt_inception-2015-12-05 (registry name or file)")
+    parser.add_argument("--fid-stats", default=None, metavar="NPZ",
+                        help="FID against these statistics (mu, sigma: pytorch-fid's --save-stats file, e.g. of "
+                             "FFHQ) instead of the set's ground truth; gives wild sets an FID")
+    parser.add_argument("--with-inputs", action="store_true",
+                        help="add a row for the degraded inputs as they are (the paper's 'Input' row)")
     parser.add_argument("--allow-unverified", action="store_true", help="accept weights whose SHA-256 does not match")
     args = parser.parse_args(argv)
     if args.sheet_every and not args.output:
@@ -123,8 +130,8 @@ def _evaluate(argv: Sequence[str]) -> int:
     report = evaluate(args.testset, args.model, measures=args.measures, device=args.device, backend=args.backend,
                       fidelity=args.fidelity, allow_unverified=args.allow_unverified or None,
                       identity_weights=args.identity_weights, lpips_weights=args.lpips_weights,
-                      niqe_params=args.niqe_params, output=args.output,
-                      sheet_every=args.sheet_every)
+                      niqe_params=args.niqe_params, fid_weights=args.fid_weights, fid_stats=args.fid_stats,
+                      with_inputs=args.with_inputs, output=args.output, sheet_every=args.sheet_every)
     print(markdown_table(report), end="")
     return 0
 

@@ -4,7 +4,8 @@
 
 Every model (registry name or weights file: GFPGAN, RestoreFormer, CodeFormer) restores every
 degraded face of the set; each measure of :mod:`train.measures` that can run here compares the
-result with the ground truth, and the time per face is kept. Written to ``--output``:
+result with the ground truth (FID compares the restored set with the ground-truth set), and the time
+per face is kept. ``with_inputs`` adds a row for the degraded inputs as they are (the paper's "Input"). Written to ``--output``:
 ``results.json`` (everything, with the per-face values), ``results.csv`` and ``results.md`` (the
 table), and with ``--sheet-every N`` a contact sheet per N faces (input | each model | ground truth).
 """
@@ -24,7 +25,7 @@ import torch
 
 from gfp_core.errors import GFPError
 
-from .measures import MEASURES, Measure, build_measures
+from .measures import MEASURES, Measure, SetMeasure, build_measures
 from .testset import write_text_atomic
 
 
@@ -33,7 +34,7 @@ class ModelResult:
     model: str
     faces: int
     seconds_per_face: float
-    means: dict[str, float]                       # measure → mean over the faces it could measure
+    means: dict[str, float]                       # measure → mean over the faces it could measure (FID: the set's)
     per_face: dict[str, list[float]] = field(default_factory=dict)
     unmeasured: dict[str, int] = field(default_factory=dict)  # measure → faces it could not measure
 
@@ -66,8 +67,8 @@ def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[s
              device: str | None = None, backend: str | None = None, fidelity: float = 1.0,
              allow_unverified: bool | None = None, identity_weights: str = "arcface_resnet18",
              lpips_weights: str = "alexnet_imagenet", niqe_params: str = "niqe_pris_params",
-             output: str | Path | None = None,
-             sheet_every: int = 0) -> dict[str, Any]:
+             fid_weights: str = "inception_fid", fid_stats: str | None = None, with_inputs: bool = False,
+             output: str | Path | None = None, sheet_every: int = 0) -> dict[str, Any]:
     """Run ``models`` over ``testset``; returns (and, with ``output``, writes) the results."""
     from tqdm import tqdm
 
@@ -79,13 +80,16 @@ def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[s
     wild = manifest.get("kind") == "wild"
     target = resolve_device(device)
     ready, missing = build_measures(tuple(measures), device=target, identity_weights=identity_weights,
-                                    lpips_weights=lpips_weights, niqe_params=niqe_params, ground_truth=not wild)
+                                    lpips_weights=lpips_weights, niqe_params=niqe_params, fid_weights=fid_weights,
+                                    fid_stats=fid_stats, ground_truth=not wild)
     names = [p["name"] for p in manifest["pairs"]]
     inputs = np.stack([load_rgb(root / p["lq"]) for p in manifest["pairs"]])
     truths = None if wild else np.stack([load_rgb(root / p["gt"]) for p in manifest["pairs"]])
 
     results: list[ModelResult] = []
     outputs: dict[str, np.ndarray] = {}
+    if with_inputs:
+        results.append(_measure(INPUT_ROW, inputs, truths, ready, 0.0))
     for ref in models:
         loaded = load_model_with_info(ref, device=target, allow_unverified=allow_unverified, backend=backend)
         size = getattr(loaded.module, "out_size", 512)
@@ -110,17 +114,29 @@ def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[s
     return report
 
 
-def _measure(ref: str, restored: np.ndarray, truths: np.ndarray | None, ready: list[Measure],
+#: the row of the degraded inputs as they are
+INPUT_ROW = "input (degraded)"
+
+
+def _measure(ref: str, restored: np.ndarray, truths: np.ndarray | None, ready: list[Measure | SetMeasure],
              seconds: float) -> ModelResult:
     per_face = {m.name: [m.compute(restored[i], None if truths is None else truths[i])
-                         for i in range(len(restored))] for m in ready}
+                         for i in range(len(restored))] for m in ready if isinstance(m, Measure)}
     means, unmeasured = {}, {}
-    for name, values in per_face.items():
+    for m in ready:
+        if isinstance(m, SetMeasure):
+            means[m.name] = m.compute(restored, truths)
+            continue
+        values = per_face[m.name]
         known = [v for v in values if not math.isnan(v)]
-        means[name] = float(np.mean(known)) if known else float("nan")
+        means[m.name] = float(np.mean(known)) if known else float("nan")
         if len(known) < len(values):
-            unmeasured[name] = len(values) - len(known)
+            unmeasured[m.name] = len(values) - len(known)
     return ModelResult(ref, len(restored), seconds, means, per_face, unmeasured)
+
+
+#: below this many faces FID's covariance is poorly estimated (2048 features)
+FID_FEW = 2048
 
 
 def markdown_table(report: dict[str, Any]) -> str:
@@ -129,8 +145,12 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = [header + " | s / face |", "|---|" + "---:|" * (len(measures) + 1)]
     for r in report["results"]:
         cells = [f"{r['means'][m['name']]:.4g}" for m in measures]
-        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['seconds_per_face']:.2f} |")
+        seconds = "–" if r["model"] == INPUT_ROW else f"{r['seconds_per_face']:.2f}"
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {seconds} |")
     notes = [f"- {name}: not measured ({why})" for name, why in report["missing"].items()]
+    if any(m["name"] == "fid" for m in measures) and report["faces"] < FID_FEW:
+        notes.append(f"- FID over {report['faces']} faces is biased upwards (the paper's sets have thousands): "
+                     "compare models on the same set only")
     for r in report["results"]:
         notes += [f"- {r['model']}: {name} found no face in {n} of {r['faces']} faces (left out of its mean)"
                   for name, n in r["unmeasured"].items()]

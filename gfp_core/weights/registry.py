@@ -203,6 +203,11 @@ MODELS: tuple[ModelSpec, ...] = (
         url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", license="BSD-3-Clause (torchvision)",
         description="torchvision's ImageNet AlexNet: the LPIPS backbone of `python -m train evaluate`."),
     ModelSpec(
+        name="inception_fid", kind="evaluation", arch="data", filename="pt_inception-2015-12-05-6726825d.pth",
+        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        license="Apache-2.0 (pytorch-fid; TensorFlow's FID Inception weights)",
+        description="The Inception-v3 of TensorFlow's FID, as pytorch-fid ships it: the FID of `python -m train evaluate`."),
+    ModelSpec(
         name="niqe_pris_params", kind="evaluation", arch="data", filename="niqe_pris_params.npz",
         url="https://github.com/XPixelGroup/BasicSR/raw/v1.4.2/basicsr/metrics/niqe_pris_params.npz",
         license="Apache-2.0 (BasicSR)",
