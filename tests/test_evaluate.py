@@ -320,3 +320,22 @@ def test_a_wild_set_gets_the_no_reference_measure(tmp_path, offline_home):
                       niqe_params=str(basicsr_niqe_params()), output=tmp_path / "out")
     assert [m["name"] for m in report["measures"]] == ["niqe"]
     assert "ground truth" in report["missing"]["psnr"] and report["results"][0]["means"]["niqe"] > 0
+
+
+@pytest.mark.heavy
+def test_restoreformer_and_codeformer_get_rows_of_their_own(testset, offline_home, tmp_path):
+    """The other face models load through the same loader (release-format files) and are measured alike."""
+    from gfp_core.synthetic import random_state_dict, write_random_checkpoint
+    from train.evaluate import evaluate, markdown_table
+
+    files = [write_random_checkpoint("v1.4", tmp_path / "GFPGANv1.4.pth", seed=1)]
+    for name in ("RestoreFormer", "CodeFormer"):
+        files.append(tmp_path / f"{name}.pth")
+        torch.save({"params_ema": random_state_dict(name, seed=3)}, files[-1])
+    report = evaluate(testset, [str(f) for f in files], measures=("psnr", "ssim"), allow_unverified=True,
+                      backend="torch", fidelity=0.5)
+    rows = {Path(r["model"]).stem: r["means"] for r in report["results"]}
+    assert list(rows) == ["GFPGANv1.4", "RestoreFormer", "CodeFormer"]
+    assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] < 1 for r in rows.values())
+    assert len({r["psnr"] for r in rows.values()}) == 3  # three networks, three restorations
+    assert "| RestoreFormer.pth |" in markdown_table(report)

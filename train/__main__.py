@@ -59,10 +59,14 @@ def _prepare(argv: Sequence[str]) -> int:
                         help="embedded (default, needs no download), retinaface_resnet50, retinaface_mobile0.25")
     parser.add_argument("--min-eye-distance", type=float, default=0.0,
                         help="skip faces whose eyes are closer than this many pixels (too small to learn from)")
+    parser.add_argument("--jitter", type=int, default=0, metavar="N",
+                        help="also write N crops per face with the landmarks moved slightly (tiny data sets)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --jitter moves")
     args = parser.parse_args(argv)
     from .prepare import prepare_faces
 
-    written = prepare_faces(args.sources, args.output, args.size, args.detector, args.min_eye_distance)
+    written = prepare_faces(args.sources, args.output, args.size, args.detector, args.min_eye_distance,
+                            jitter=args.jitter, seed=args.seed)
     print(f"{len(written)} face(s) written to {args.output}")
     return 0
 

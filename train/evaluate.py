@@ -84,6 +84,9 @@ def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[s
                                     fid_stats=fid_stats, ground_truth=not wild)
     names = [p["name"] for p in manifest["pairs"]]
     inputs = np.stack([load_rgb(root / p["lq"]) for p in manifest["pairs"]])
+    for m in [m for m in ready if getattr(m, "min_size", 0) > min(inputs.shape[1:3])]:
+        ready.remove(m)
+        missing[m.name] = f"needs faces of {m.min_size} px or more; this set's are {inputs.shape[1]} px"
     truths = None if wild else np.stack([load_rgb(root / p["gt"]) for p in manifest["pairs"]])
 
     results: list[ModelResult] = []
@@ -139,14 +142,22 @@ def _measure(ref: str, restored: np.ndarray, truths: np.ndarray | None, ready: l
 FID_FEW = 2048
 
 
+def _short_names(models: list[str]) -> dict[str, str]:
+    """Weights files by their file name in the table, unless two share one (results.json keeps paths)."""
+    names = {m: Path(m).name for m in models}
+    unique = len(set(names.values())) == len(names)
+    return names if unique else {m: m for m in models}
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     measures = report["measures"]
     header = "| model | " + " | ".join(f"{m['label']} {'↑' if m['higher_is_better'] else '↓'}" for m in measures)
     lines = [header + " | s / face |", "|---|" + "---:|" * (len(measures) + 1)]
+    shown = _short_names([r["model"] for r in report["results"]])
     for r in report["results"]:
         cells = [f"{r['means'][m['name']]:.4g}" for m in measures]
         seconds = "–" if r["model"] == INPUT_ROW else f"{r['seconds_per_face']:.2f}"
-        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {seconds} |")
+        lines.append(f"| {shown[r['model']]} | " + " | ".join(cells) + f" | {seconds} |")
     notes = [f"- {name}: not measured ({why})" for name, why in report["missing"].items()]
     if any(m["name"] == "fid" for m in measures) and report["faces"] < FID_FEW:
         notes.append(f"- FID over {report['faces']} faces is biased upwards (the paper's sets have thousands): "

@@ -42,6 +42,7 @@ class Measure:
     label: str
     higher_is_better: bool
     compute: Callable[[np.ndarray, np.ndarray | None], float]
+    min_size: int = 0  # faces smaller than this (pixels a side) cannot be measured
 
     @property
     def needs_gt(self) -> bool:
@@ -158,7 +159,7 @@ def _lpips(device: torch.device, backbone: str, download: bool) -> Measure:
 
 
 def _niqe(params: str, download: bool) -> Measure:
-    from .niqe import luma, niqe
+    from .niqe import BLOCK, luma, niqe
 
     path = _weights_file("niqe", "its pristine model", params, download)
     try:
@@ -166,7 +167,7 @@ def _niqe(params: str, download: bool) -> Measure:
             mu, cov, window = data["mu_pris_param"], data["cov_pris_param"], data["gaussian_window"]
     except (KeyError, ValueError, OSError) as exc:
         raise GFPError(f"{params} is not NIQE's pristine model ({exc})") from exc
-    return Measure("niqe", "NIQE", False, lambda out, gt: niqe(luma(out), mu, cov, window))
+    return Measure("niqe", "NIQE", False, lambda out, gt: niqe(luma(out), mu, cov, window), min_size=BLOCK)
 
 
 def frechet_distance(features: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:

@@ -134,10 +134,11 @@ class Trainer:
         downloads nothing; ``python -m train evaluate`` reports the same); NIQE needs faces of 96 px or
         more. What is missing is said once."""
         from .measures import build_measures
-        from .niqe import BLOCK
 
-        names = ("lpips", "niqe", "identity") if size >= BLOCK else ("lpips", "identity")
-        ready, missing = build_measures(names, device=self.ctx.device, download=False)
+        ready, missing = build_measures(("lpips", "niqe", "identity"), device=self.ctx.device, download=False)
+        for m in [m for m in ready if m.min_size > size]:
+            ready.remove(m)
+            missing[m.name] = f"{m.name}: needs faces of {m.min_size} px or more"
         if self.ctx.main and missing:
             log.info("validation without %s", "; ".join(missing.values()))
         return ready
