@@ -141,6 +141,27 @@ def test_sha_mismatch_is_refused_unless_allowed(isolated, tiny_checkpoint, monke
     assert load_model_with_info("v1.4").info.path == str(fake)
 
 
+def test_a_file_known_by_the_hash_digits_in_its_name_is_checked_against_them(isolated, monkeypatch):
+    """No published SHA-256 for torchvision's AlexNet, but torch.hub's name carries its first digits."""
+    import torchvision
+
+    folder = isolated / "models"
+    folder.mkdir()
+    wrong = folder / get_spec("alexnet_imagenet").filename  # alexnet-owt-7be5be79.pth
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), wrong)
+    add_model_dir(folder)
+    with pytest.raises(ChecksumMismatchError, match=f"{sha256(wrong)}, which does not start with 7be5be79"):
+        resolve_weights("alexnet_imagenet")
+    found = resolve_weights("alexnet_imagenet", allow_unverified=True)
+    assert found.path == wrong and found.verified is False
+    # the right digits: accepted, though still not verified as a whole published SHA-256 would be
+    named = dataclasses.replace(get_spec("alexnet_imagenet"), filename=f"alexnet-{sha256(wrong)[:8]}.pth")
+    wrong.rename(folder / named.filename)
+    monkeypatch.setattr(resolve_mod, "get_spec", lambda name: named)
+    found = resolve_weights("alexnet_imagenet")
+    assert found.path == folder / named.filename and found.verified is False
+
+
 def test_wrong_size_is_refused_without_hashing(isolated, tiny_checkpoint, monkeypatch):
     fake = _v14_in_a_model_folder(isolated, tiny_checkpoint)
 

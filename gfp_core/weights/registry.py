@@ -8,6 +8,7 @@ own (a Space's model repo, say) before any other source; files keep their canoni
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -65,6 +66,16 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
+
+    @property
+    def hash_prefix(self) -> str | None:
+        """Without a published SHA-256, the leading digits of one that the file's name carries, as
+        torch.hub names files (``alexnet-owt-7be5be79.pth``): a weaker check, but corruption and other
+        files fail it."""
+        if self.sha256:
+            return None
+        found = re.search(r"-([0-9a-f]{8,64})\.[A-Za-z]+$", self.filename)
+        return found.group(1) if found else None
 
     def hub_sources(self) -> tuple[HubFile, ...]:
         """Hub files to try, a user-configured ``GFP_HUB_REPO`` first."""

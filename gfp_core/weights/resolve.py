@@ -106,19 +106,23 @@ def _size_problem(path: Path, spec: ModelSpec) -> str | None:
 
 def _hash_problem(path: Path, spec: ModelSpec) -> str | None:
     actual = sha256_of(path)
-    return None if actual == spec.sha256 else f"its SHA-256 is {actual}, expected {spec.sha256}"
+    if spec.sha256:
+        return None if actual == spec.sha256 else f"its SHA-256 is {actual}, expected {spec.sha256}"
+    prefix = spec.hash_prefix
+    return None if actual.startswith(prefix) else f"its SHA-256 is {actual}, which does not start with {prefix}"
 
 
 def verify(path: Path, spec: ModelSpec, allow_unverified: bool) -> bool:
     """True if the file matches the registry's size and SHA-256; raises on a mismatch unless allowed.
-    The size is checked first, so a wrong file is refused without reading all of it."""
-    if not spec.sha256:
+    The size is checked first, so a wrong file is refused without reading all of it. A file known only
+    by the SHA-256 digits in its name is checked against them (and still counts as unverified)."""
+    if not spec.sha256 and not spec.hash_prefix:
         if log.isEnabledFor(logging.INFO):  # hashing a large file only to log it costs seconds
             log.info("%s has no published SHA-256; loaded %s unverified (sha256 %s)", spec.name, path, sha256_of(path))
         return False
     problem = _size_problem(path, spec) or _hash_problem(path, spec)
     if problem is None:
-        return True
+        return bool(spec.sha256)
     if allow_unverified:
         log.warning("%s does not match %s: %s; used anyway because unverified files are allowed",
                     path, spec.name, problem)
@@ -265,7 +269,7 @@ def _download_url(spec: ModelSpec, progress: bool, url: str | None = None) -> Pa
     tmp = Path(tmp_name)
     try:
         download_url_to_file(url, str(tmp), progress=progress)
-        problem = (_size_problem(tmp, spec) or _hash_problem(tmp, spec)) if spec.sha256 else None
+        problem = (_size_problem(tmp, spec) or _hash_problem(tmp, spec)) if spec.sha256 or spec.hash_prefix else None
         if problem is not None:
             raise ChecksumMismatchError(
                 f"the download of {url} does not match {spec.name}: {problem}; it was discarded. Try again "
