@@ -3,7 +3,7 @@
 # official stack (gfpgan 1.3.8, basicsr, facexlib; requirements-official.txt), run every benchmark
 # and write the tables into README.md's performance section.
 #
-#   bash bench/run.sh            full run on the CPU (about 15 minutes on 2 idle cores)
+#   bash bench/run.sh            full run on the CPU (about 22 minutes on 2 idle cores)
 #   bash bench/run.sh --quick    the correctness checks only (restored crops, forward, ONNX), ~1 minute
 #
 # Environment: GFP_BENCH_DEVICE (cpu | cuda | cuda:N; default cpu), GFP_BENCH_REPEATS (default 3),
@@ -42,5 +42,6 @@ fi
 [[ "$kind" == cpu ]] && "$py" bench/bench_detect.py "${common[@]}" --json "$results/detect_$kind.json"
 [[ "$kind" == cpu ]] && "$py" bench/bench_offline.py --repeats "$repeats" --json "$results/offline_$kind.json"
 [[ "$kind" == cpu ]] && "$py" bench/bench_parsing.py "${common[@]}" --json "$results/parsing_$kind.json"
+[[ "$kind" == cpu ]] && "$py" bench/bench_scale.py --json "$results/scale_$kind.json"
 echo "machine load after: $(uptime)"
 "$py" bench/report.py --device "$kind" --readme README.md

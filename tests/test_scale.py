@@ -270,3 +270,29 @@ def test_a_killed_driver_loses_nothing(ray_cluster, tmp_path, tiny_checkpoint):
     assert again.returncode == 0, again.stderr
     assert "done by an earlier run" in again.stderr
     check_complete(out, inputs)
+
+
+@pytest.mark.heavy
+def test_a_video_goes_through_the_same_way(ray_cluster, tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    """A clip beside a photo: restored by a worker with the local command's video code, frame for frame the same."""
+    import av
+    from clip_files import write_clip
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tmp_path / "in"
+    photos(folder, 1)
+    img = data.astronaut()[::2, ::2]
+    write_clip(folder / "clip.mp4", [np.roll(img, 2 * i, axis=1) for i in range(10)], fps=10)
+    plain, scaled = tmp_path / "plain", tmp_path / "ray"
+    model = ("-m", str(tiny_checkpoint))
+    assert restore(str(folder), *model, *COMMON, "-o", str(plain)) == 0
+    assert restore(str(folder), *model, *COMMON, "-o", str(scaled), "--ray") == 0, capsys.readouterr().err
+
+    def frames(path: Path) -> list[np.ndarray]:
+        with av.open(str(path)) as box:
+            return [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
+
+    a, b = frames(plain / "restored_videos" / "clip.mp4"), frames(scaled / "restored_videos" / "clip.mp4")
+    assert len(a) == len(b) == 10 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert manifest(scaled).counts() == {"restored": 2}
+    assert not list((scaled / "restored_videos").glob(".*"))  # the resume folder is gone

@@ -54,7 +54,12 @@ class RunSummary:
 
 def restore_on_ray(args: argparse.Namespace) -> int:
     """``restore … --ray [ADDRESS]``: 0 when every input is done, 1 when some failed (each listed)."""
-    summary = run(args)
+    try:
+        summary = run(args)
+    except KeyboardInterrupt:
+        print(f"interrupted; what was finished is recorded in {manifest_folder(args.output)}: run the same "
+              f"command again to carry on", file=sys.stderr)
+        raise
     for line in summary.failures:
         print(f"error: {line}", file=sys.stderr)
     c = summary.counts
@@ -114,7 +119,9 @@ def run(args: argparse.Namespace) -> RunSummary:
     summary.partials_removed += sweep_partials(args.output)
     compact(folder)
     summary.driver_peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    (folder / "last-run.json").write_text(json.dumps(asdict(summary), indent=1))
+    partial = folder / ".last-run.json.partial"
+    partial.write_text(json.dumps(asdict(summary), indent=1))
+    os.replace(partial, folder / "last-run.json")
     return summary
 
 
@@ -290,8 +297,9 @@ def _dataset(ray, args: argparse.Namespace, todo: list[dict], folder: Path, work
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    # blocks of a few batches: enough of them to keep every worker busy, few enough for a million inputs
-    per_block = max(1, min(max(args.ray_batch, -(-len(todo) // MAX_BLOCKS)), len(todo) // workers))
+    # blocks of one batch, smaller for short runs so that every worker gets a share (four blocks each at
+    # least), larger for huge ones so that there are at most MAX_BLOCKS tasks to schedule
+    per_block = max(1, min(args.ray_batch, -(-len(todo) // (4 * workers))), -(-len(todo) // MAX_BLOCKS))
     blocks = max(1, -(-len(todo) // per_block))
     options = {k: v for k, v in vars(args).items() if k not in ("func",)}
     return ray.data.from_items(todo, override_num_blocks=blocks).map_batches(
