@@ -13,8 +13,8 @@ Every step is the command a user runs (README, "Training"); this script only cha
 
     python bench/evaluate_tiny.py [--iterations 300] [--work DIR] [--niqe-params FILE]
 
-Writes ``bench/results/evaluate_tiny/`` (results.json / .csv / .md, a contact sheet) and prints the
-table. On this machine no LPIPS, FID or ArcFace weights can be downloaded: those columns are left out
+Writes ``bench/results/evaluate_tiny/`` (results.json / .csv / .md; the contact sheet stays in the
+work folder) and prints the table. On this machine no LPIPS, FID or ArcFace weights can be downloaded: those columns are left out
 with the reason, unless their files are in a model folder (``GFP_MODEL_DIRS``).
 """
 from __future__ import annotations
@@ -92,14 +92,16 @@ def main() -> int:
             train_cli("export", str(checkpoint), str(models[-1]))
     models.append(shutil.copy(work / "run" / "model_ema.safetensors", named / f"iteration{args.iterations}.safetensors"))
     niqe = args.niqe_params or basicsr_niqe_params()
-    evaluate = ["evaluate", str(work / "testset"), "--with-inputs", "--backend", "torch", "-o", str(RESULTS),
+    evaluate = ["evaluate", str(work / "testset"), "--with-inputs", "--backend", "torch", "-o", str(work / "eval"),
                 "--sheet-every", "8", *(["--niqe-params", niqe] if niqe else [])]
     for path in models:
         evaluate += ["-m", str(path)]
-    if RESULTS.exists():
-        shutil.rmtree(RESULTS)
     train_cli(*evaluate)
-    print(f"work folder: {work}")
+    # the tables are kept; the contact sheet stays in the work folder (t1.jpg's faces are not ours to publish)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in ("results.json", "results.csv", "results.md"):
+        shutil.copy(work / "eval" / name, RESULTS / name)
+    print(f"work folder (contact sheet in eval/): {work}")
     return 0
 
 

@@ -149,6 +149,12 @@ def _short_names(models: list[str]) -> dict[str, str]:
     return names if unique else {m: m for m in models}
 
 
+def _reason(name: str, why: str) -> str:
+    """One list item: the measure's name not repeated, later lines indented under it."""
+    why = why.removeprefix(f"{name}: ")
+    return "\n  ".join(line.strip() for line in why.splitlines())
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     measures = report["measures"]
     header = "| model | " + " | ".join(f"{m['label']} {'↑' if m['higher_is_better'] else '↓'}" for m in measures)
@@ -158,12 +164,12 @@ def markdown_table(report: dict[str, Any]) -> str:
         cells = [f"{r['means'][m['name']]:.4g}" for m in measures]
         seconds = "–" if r["model"] == INPUT_ROW else f"{r['seconds_per_face']:.2f}"
         lines.append(f"| {shown[r['model']]} | " + " | ".join(cells) + f" | {seconds} |")
-    notes = [f"- {name}: not measured ({why})" for name, why in report["missing"].items()]
+    notes = [f"- {name}: not measured: {_reason(name, why)}" for name, why in report["missing"].items()]
     if any(m["name"] == "fid" for m in measures) and report["faces"] < FID_FEW:
         notes.append(f"- FID over {report['faces']} faces is biased upwards (the paper's sets have thousands): "
                      "compare models on the same set only")
     for r in report["results"]:
-        notes += [f"- {r['model']}: {name} found no face in {n} of {r['faces']} faces (left out of its mean)"
+        notes += [f"- {shown[r['model']]}: {name} found no face in {n} of {r['faces']} faces (left out of its mean)"
                   for name, n in r["unmeasured"].items()]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 

@@ -71,17 +71,29 @@ def _ssim() -> Measure:
     return Measure("ssim", "SSIM", True, lambda out, gt: ssim(out, gt))
 
 
+#: LMD looks for the landmarks of smaller faces on a copy resized to this many pixels a side
+LMD_DETECT_SIZE = 256
+#: the face's landmarks are wanted, not whether it is one: a low bar for the detector (default 0.97)
+LMD_SCORE = 0.5
+
+
 def _lmd(device: torch.device) -> Measure:
+    import cv2
+
     from gfp_core.face.detection import detect_faces, load_detector
 
     detector = load_detector("embedded", device=device)
 
     def landmarks(img: np.ndarray) -> np.ndarray | None:
-        faces = detect_faces(detector, img)
+        # the detector misses faces that fill a small crop (64 px): look at them at 256 px at least
+        scale = max(1.0, LMD_DETECT_SIZE / min(img.shape[:2]))
+        if scale > 1:
+            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        faces = detect_faces(detector, img, score_threshold=LMD_SCORE)  # an aligned crop holds a face: want its points
         if not faces:
             return None
         centre = np.array(img.shape[1::-1]) / 2  # the aligned face: the one nearest the centre
-        return min(faces, key=lambda f: float(np.linalg.norm(f.landmarks.mean(0) - centre))).landmarks
+        return min(faces, key=lambda f: float(np.linalg.norm(f.landmarks.mean(0) - centre))).landmarks / scale
 
     def distance(out: np.ndarray, gt: np.ndarray) -> float:
         found, truth = landmarks(out), landmarks(gt)
