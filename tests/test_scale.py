@@ -38,6 +38,17 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def root_logging():
+    """main() sets up logging on the stderr of the moment (pytest's capture, closed after the test): undone, so
+    that later log lines (Ray's, from its threads) do not go to a closed file."""
+    import logging
+
+    handlers = logging.root.handlers[:]
+    yield
+    logging.root.handlers[:] = handlers
+
+
 def env(tmp_path: Path) -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "GFP_HOME": str(tmp_path / "home"), "GFP_MODEL_DIRS": "",
             "HF_HUB_CACHE": str(tmp_path / "hf"), "PYTHONPATH": str(REPO)}
@@ -188,6 +199,39 @@ def test_manifest_reads_torn_lines_and_keeps_the_latest_outcome(tmp_path):
     assert again.outcomes["a"]["faces"] == 1 and again.starts == {"b": 1}
 
 
+def test_inputs_cut_short_are_recovered_and_inputs_that_kill_workers_are_left_out(tmp_path, tiny_checkpoint,
+                                                                                 monkeypatch, capsys):
+    """A killed process's journal: one input was begun and its files are all there (the photo is written
+    last), another was begun by three workers that all died. Neither goes to a worker again (so this run
+    needs no Ray instance), and both outcomes are recorded."""
+    pytest.importorskip("ray")
+    from gfp_core.scale.inputs import ScaleInput
+    from gfp_core.scale.manifest import Journal
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    finished, poison = photos(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    (out / "restored_imgs").mkdir(parents=True)
+    (out / "restored_imgs" / finished.name).write_bytes(b"finished")
+    ids = [ScaleInput(str(p), os.path.realpath(p)).id for p in (finished, poison)]
+    journal = Journal(out / ".gfp-scale")
+    journal.write([{"id": ids[0], "status": "started"}] + [{"id": ids[1], "status": "started"}] * 3)
+    journal.close()
+    code = restore(str(tmp_path / "in"), "-m", str(tiny_checkpoint), *COMMON, "-o", str(out), "--ray", "--retries", "2")
+    err = capsys.readouterr().err
+    assert code == 1 and "1 done by an earlier run" in err and "1 failed" in err
+    assert f"{poison}: its worker died each of the 3 times" in err
+    m = manifest(out)
+    assert m.outcomes[ids[0]]["status"] == "restored" and m.outcomes[ids[0]]["recovered"]
+    assert m.outcomes[ids[1]]["status"] == "failed" and not m.starts
+    assert (out / "restored_imgs" / finished.name).read_bytes() == b"finished"
+
+
+def inodes(out: Path) -> dict[str, tuple[int, int]]:
+    """The restored photos there now: name → (inode, modification time)."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "restored_imgs").glob("*.jpg")}
+
+
 def check_complete(out: Path, inputs: list[Path]) -> None:
     """Every input has exactly one restored photo (and its face files), no temporary file is left, and the
     manifest says each is restored."""
@@ -233,7 +277,8 @@ def test_a_killed_worker_loses_nothing(ray_cluster, tmp_path, tiny_checkpoint, m
 
     pid = poll(busy_worker, 120, "a worker's first outputs")
     os.kill(pid, signal.SIGKILL)
-    killed_at = len(list((out / "restored_imgs").glob("*.jpg")))
+    kept = inodes(out)
+    killed_at = len(kept)
     thread.join(300)
     assert not thread.is_alive()
     assert killed_at < len(inputs), "the run ended before the worker was killed"
@@ -244,6 +289,10 @@ def test_a_killed_worker_loses_nothing(ray_cluster, tmp_path, tiny_checkpoint, m
     summary = restore_at_scale([str(tmp_path / "in")], out, **options)
     assert summary.done_before + summary.counts.get("restored", 0) == len(inputs)
     check_complete(out, inputs)
+    assert {p: inodes(out)[p] for p in kept} == kept  # finished photos are never written again
+    print(f"worker killed with {killed_at}/{len(inputs)} photos written; the run "
+          f"{'failed: ' + repr(outcome['error']) if 'error' in outcome else 'finished by itself'}; re-run: "
+          f"{summary.done_before} done earlier, {summary.counts.get('restored', 0)} restored")
 
 
 @pytest.mark.heavy
@@ -263,13 +312,18 @@ def test_a_killed_driver_loses_nothing(ray_cluster, tmp_path, tiny_checkpoint):
         if driver.poll() is None:
             driver.kill()
         driver.stderr.close()
-    first = len(list((out / "restored_imgs").glob("*.jpg")))
+    kept = inodes(out)
+    first = len(kept)
     assert first < len(inputs), "the run ended before the driver was killed"
 
     again = subprocess.run(command, env=env(tmp_path), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "done by an earlier run" in again.stderr
     check_complete(out, inputs)
+    assert {p: inodes(out)[p] for p in kept} == kept
+    recovered = sum(1 for r in manifest(out).outcomes.values() if r.get("recovered"))
+    print(f"driver killed with {first}/{len(inputs)} photos written; re-run: {again.stderr.strip().splitlines()[-1]} "
+          f"({recovered} recognised as finished by a worker that could not record them)")
 
 
 @pytest.mark.heavy

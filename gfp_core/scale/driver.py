@@ -202,9 +202,10 @@ def _run_pipeline(ray, args: argparse.Namespace, todo: list[dict], folder: Path,
         counts = Counter(summary.counts)
         bar = tqdm(total=len(todo), desc="restoring", unit="input", disable=args.quiet, dynamic_ncols=True)
         t0 = time.perf_counter()
-        first = None
+        first, rows = None, 0
         try:
             for row in _rows(dataset):
+                rows += 1
                 now = time.perf_counter()
                 first = first if first is not None else now - row["seconds"]
                 counts[row["status"]] += 1
@@ -221,7 +222,7 @@ def _run_pipeline(ray, args: argparse.Namespace, todo: list[dict], folder: Path,
             bar.close()
         end = time.perf_counter()
         summary.seconds = round(end - t0, 3)
-        summary.per_second = round(bar.n / max(end - (first or t0), 1e-9), 3)
+        summary.per_second = round(rows / max(end - (first or t0), 1e-9), 3)
         summary.counts = dict(counts)
     finally:
         if started_here:
