@@ -162,9 +162,9 @@ def _plan(items: list[ScaleInput], args: argparse.Namespace, folder: Path, summa
     todo, notes = [], []
     try:
         for item in items:
-            record = manifest.outcomes.get(item.id)
+            status = manifest.status(item.id)
             target = target_for(item, args)
-            if record is not None and record["status"] in DONE and target.exists():
+            if status in DONE and target.exists():
                 summary.done_before += 1
             elif manifest.starts.get(item.id) and target.exists() and not args.overwrite:
                 # begun by a worker (or driver) killed before it could record the outcome: the photo is

@@ -18,16 +18,18 @@ the journals it holds are removed).
 """
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import re
 import secrets
 import socket
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 MANIFEST_FOLDER = ".gfp-scale"
 COMPACT_NAME = "manifest.jsonl"
@@ -73,67 +75,98 @@ class Journal:
 
 @dataclass
 class Manifest:
-    """What the records say: ``outcomes`` (id → latest outcome record), ``starts`` (id → how many times a
-    worker began it after its latest outcome: tries cut short by a dying worker) and the files read."""
+    """What the records say. ``latest``: id → (status, time, file number, byte offset) of the input's latest
+    outcome, small enough to hold for millions of inputs (:meth:`record` reads the whole record back);
+    ``starts``: id → how many times a worker began it after that outcome (tries cut short by a dying
+    worker); ``files``: the files read, in that numbering."""
 
-    outcomes: dict[str, dict] = field(default_factory=dict)
+    latest: dict[str, tuple[str, float, int, int]] = field(default_factory=dict)
     starts: Counter = field(default_factory=Counter)
     files: list[Path] = field(default_factory=list)
 
+    def status(self, key: str) -> str | None:
+        found = self.latest.get(key)
+        return None if found is None else found[0]
+
+    def record(self, key: str) -> dict:
+        """The input's latest outcome record, read back from its file."""
+        _status, _t, number, offset = self.latest[key]
+        with open(self.files[number], "rb") as f:
+            f.seek(offset)
+            return json.loads(f.readline())
+
+    @property
+    def outcomes(self) -> dict[str, dict]:
+        """Every latest outcome record (read back: for small manifests and tests)."""
+        return {key: self.record(key) for key in self.latest}
+
     def counts(self) -> Counter:
-        return Counter(r["status"] for r in self.outcomes.values())
+        return Counter(status for status, *_ in self.latest.values())
+
+
+def _lines(path: Path, number: int) -> Iterator[tuple[float, int, int, dict]]:
+    """(time, file number, byte offset, record) of each whole line; a line cut short by a killed writer is
+    left out."""
+    offset = 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict) and "id" in record:
+                yield float(record.get("t", 0)), number, offset, record
+            offset += len(line)
 
 
 def read_manifest(folder: Path) -> Manifest:
-    """Every record of ``folder`` (the compacted manifest and all journals), latest outcome per input."""
+    """Every record of ``folder`` (the compacted manifest and all journals), latest outcome per input. Each
+    file is in time order (one writer appends to it), so they are merged as streams, never all in memory."""
     folder = Path(folder)
     files = sorted(folder.glob("journal-*.jsonl"))
     if (folder / COMPACT_NAME).is_file():
         files.insert(0, folder / COMPACT_NAME)
-    records = []
-    for path in files:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:  # a line cut short by a killed writer
-                    continue
-    records.sort(key=lambda r: r.get("t", 0))
     out = Manifest(files=files)
-    for record in records:
-        key = record.get("id")
-        if key is None:
-            continue
-        if record.get("status") == "started":
+    merged = heapq.merge(*(_lines(path, n) for n, path in enumerate(files)), key=lambda entry: entry[0])
+    for t, number, offset, record in merged:
+        key, status = record["id"], record.get("status")
+        if status == "started":
             out.starts[key] += 1
-        elif record.get("status") in OUTCOMES:
+        elif status in OUTCOMES:
             # files found complete after a worker died keep what that worker recorded, if it did
-            if record.get("recovered") and key in out.outcomes and out.outcomes[key]["status"] in DONE:
+            if record.get("recovered") and out.status(key) in DONE:
                 continue
-            out.outcomes[key] = record
+            out.latest[key] = (sys.intern(status), t, number, offset)
             out.starts.pop(key, None)
     return out
 
 
 def compact(folder: Path) -> Manifest:
-    """Rewrite the latest outcome of each input into ``manifest.jsonl`` (atomically) and remove the journals
-    it now holds. Call only when no worker is writing. Unfinished starts are kept (as one record each)."""
+    """Rewrite the latest outcome of each input into ``manifest.jsonl`` (atomically, in time order) and remove
+    the journals it now holds. Call only when no worker is writing. Unfinished starts are kept."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    records = sorted(manifest.outcomes.values(), key=lambda r: r.get("t", 0))
-    now = time.time()  # starts came after their input's latest outcome: keep them after it
-    records += [{"id": key, "status": "started", "t": now} for key, n in manifest.starts.items() for _ in range(n)]
     partial = folder / f".{COMPACT_NAME}.{secrets.token_hex(4)}.partial"
-    with open(partial, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        f.flush()
-        os.fsync(f.fileno())
+    handles = [open(path, "rb") for path in manifest.files]
+    try:
+        with open(partial, "wb") as f:
+            for _status, _t, number, offset in sorted(manifest.latest.values(), key=lambda entry: entry[1]):
+                handles[number].seek(offset)
+                f.write(handles[number].readline())
+            now = time.time()  # starts came after their input's latest outcome: keep them after it
+            f.writelines(json.dumps({"id": key, "status": "started", "t": now}).encode() + b"\n"
+                         for key, n in manifest.starts.items() for _ in range(n))
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        for handle in handles:
+            handle.close()
     os.replace(partial, folder / COMPACT_NAME)
     _sync_folder(folder)
     for path in manifest.files:
         if path.name != COMPACT_NAME:
             path.unlink(missing_ok=True)
-    return manifest
+    return read_manifest(folder)
 
 
 def _sync_folder(folder: Path) -> None:
