@@ -84,7 +84,7 @@ def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[s
                                     fid_stats=fid_stats, ground_truth=not wild)
     names = [p["name"] for p in manifest["pairs"]]
     inputs = np.stack([load_rgb(root / p["lq"]) for p in manifest["pairs"]])
-    for m in [m for m in ready if getattr(m, "min_size", 0) > min(inputs.shape[1:3])]:
+    for m in [m for m in ready if m.min_size > min(inputs.shape[1:3])]:
         ready.remove(m)
         missing[m.name] = f"needs faces of {m.min_size} px or more; this set's are {inputs.shape[1]} px"
     truths = None if wild else np.stack([load_rgb(root / p["gt"]) for p in manifest["pairs"]])

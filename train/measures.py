@@ -57,6 +57,7 @@ class SetMeasure:
     higher_is_better: bool
     compute: Callable[[np.ndarray, np.ndarray | None], float]
     needs_gt: bool = True
+    min_size: int = 0
 
 
 def _psnr() -> Measure:

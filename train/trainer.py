@@ -132,10 +132,11 @@ class Trainer:
     def _validation_measures(self, size: int) -> list:
         """The evaluation's measures beyond PSNR/SSIM whose networks are already on this machine (validation
         downloads nothing; ``python -m train evaluate`` reports the same); NIQE needs faces of 96 px or
-        more. What is missing is said once."""
+        more; FID is of the whole validation set (a few faces: only its trend means something). What is
+        missing is said once."""
         from .measures import build_measures
 
-        ready, missing = build_measures(("lpips", "niqe", "identity"), device=self.ctx.device, download=False)
+        ready, missing = build_measures(("lpips", "fid", "niqe", "identity"), device=self.ctx.device, download=False)
         for m in [m for m in ready if m.min_size > size]:
             ready.remove(m)
             missing[m.name] = f"{m.name}: needs faces of {m.min_size} px or more"
@@ -329,8 +330,11 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """PSNR/SSIM of the EMA generator's restorations of the held-out faces (and of their inputs), and
         the other measures of ``python -m train evaluate`` whose networks are here."""
+        from .measures import SetMeasure
+
         g = self.nets.g_ema
         scores: dict[str, list[float]] = defaultdict(list)
+        every_restored, every_target = [], []
         for item in self.val:
             out, _ = g(item["lq"][None].to(self.ctx.device), return_rgb=False)
             restored, target = _to_uint8(out)[0], _to_uint8(item["gt"][None])[0]
@@ -339,8 +343,14 @@ class Trainer:
             scores["ssim"].append(ssim(restored, target))
             scores["psnr_input"].append(psnr(degraded, target))
             scores["ssim_input"].append(ssim(degraded, target))
+            every_restored.append(restored)
+            every_target.append(target)
             for measure in self.val_measures:
-                scores[measure.name].append(measure.compute(restored, target))
+                if not isinstance(measure, SetMeasure):
+                    scores[measure.name].append(measure.compute(restored, target))
+        for measure in self.val_measures:
+            if isinstance(measure, SetMeasure) and len(self.val) > 1:  # FID: of the whole validation set
+                scores[measure.name].append(measure.compute(np.stack(every_restored), np.stack(every_target)))
         return {k: float(np.mean(v)) for k, v in scores.items()}
 
     @torch.no_grad()
