@@ -180,6 +180,23 @@ def test_without_ray_the_flag_says_what_to_install(tmp_path, tiny_checkpoint):
         'error: restoring with --ray needs Ray Data, which is not installed: pip install "ray[data]"']
 
 
+def test_bad_options_and_missing_weights_are_refused_before_ray_starts(tmp_path, tiny_checkpoint, isolated, capsys):
+    pytest.importorskip("ray")
+    import ray
+
+    before = ray.is_initialized()  # (the module's instance, when an earlier test started it)
+    folder = tmp_path / "in"
+    photos(folder, 1)
+    out = str(tmp_path / "out")
+    assert restore(str(folder), "-m", str(tiny_checkpoint), "-o", out, "--ray", "--upscale", "99") == 2
+    assert "error: --upscale must be between 1 and 8, got 99" in capsys.readouterr().err
+    assert restore(str(folder), "-m", "v1.4", "-o", out, "--ray") == 3  # offline, no weights: as locally
+    assert "GFPGANv1.4 weights (GFPGANv1.4.pth) are not on this machine" in capsys.readouterr().err
+    assert restore(str(folder), "-m", str(tiny_checkpoint), "-o", out, "--ray=nowhere") == 2
+    assert "--ray nowhere: not a Ray address" in capsys.readouterr().err
+    assert ray.is_initialized() == before  # none of them started Ray
+
+
 def test_manifest_reads_torn_lines_and_keeps_the_latest_outcome(tmp_path):
     from gfp_core.scale.manifest import Journal, compact, read_manifest
 

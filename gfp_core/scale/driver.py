@@ -15,6 +15,7 @@ import os
 import resource
 import sys
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ class RunSummary:
     #: (seconds since start, worker, resident MiB) every so often: memory over the run
     memory: list[tuple[float, str, float]] = field(default_factory=list)
     partials_removed: int = 0
+    #: inputs of batches given up after their workers died more than --retries times (done by a re-run)
+    unfinished: int = 0
 
 
 def restore_on_ray(args: argparse.Namespace) -> int:
@@ -67,7 +70,11 @@ def restore_on_ray(args: argparse.Namespace) -> int:
           f"{summary.done_before} done by an earlier run, {summary.skipped} skipped (output exists; --overwrite), "
           f"{c.get('failed', 0)} failed; {summary.per_second:.2f} inputs/s on {summary.workers} workers; "
           f"manifest in {manifest_folder(args.output)}; results in {args.output}", file=sys.stderr)
-    return 1 if c.get("failed") else 0
+    if summary.unfinished:
+        print(f"error: {summary.unfinished} inputs were not finished: their worker died more than --retries times "
+              f"(out of memory?); run the same command again to finish them (an input that kills its worker "
+              f"every time is then left out and listed)", file=sys.stderr)
+    return 1 if c.get("failed") or summary.unfinished else 0
 
 
 def restore_at_scale(inputs: Sequence[str], output: str | Path, *, ray: str = "local",
@@ -194,6 +201,8 @@ def _plan(items: list[ScaleInput], args: argparse.Namespace, folder: Path, summa
 def _run_pipeline(ray, args: argparse.Namespace, todo: list[dict], folder: Path, summary: RunSummary) -> None:
     from tqdm import tqdm
 
+    _check_options(args)
+    _check_model(args)
     started_here = _connect(ray, args)
     try:
         workers, gpus = _workers(ray, args, len(todo))
@@ -224,6 +233,7 @@ def _run_pipeline(ray, args: argparse.Namespace, todo: list[dict], folder: Path,
         summary.seconds = round(end - t0, 3)
         summary.per_second = round(rows / max(end - (first or t0), 1e-9), 3)
         summary.counts = dict(counts)
+        summary.unfinished = len(todo) - rows
     finally:
         if started_here:
             ray.shutdown()
@@ -242,14 +252,75 @@ def _rows(dataset):
 
 
 def _user_error(exc: BaseException) -> GFPError | None:
+    died = _worker_could_not_start(exc)
+    if died is not None:
+        return died
+    return _carried_error(exc)
+
+
+def _worker_could_not_start(exc: BaseException) -> GFPError | None:
+    """A worker whose models could not be loaded: Ray keeps only the text of the error, whose last line
+    is the exception as the local command would show it."""
+    from ray.exceptions import ActorDiedError
+
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        if isinstance(exc, ActorDiedError) and "creation task" in str(exc):
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            last = lines[-1] if lines else str(exc)
+            name, sep, message = last.partition(": ")
+            return GFPError(f"a Ray worker could not start: {message if sep and '.' in name else last}")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _carried_error(exc: BaseException) -> GFPError | None:
+    """The GFPError a worker raised, as it was raised (a Ray task error subclasses the error it carries, but its
+    message is a traceback: the original is its ``cause``)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, GFPError):
+            return cause
         if isinstance(exc, GFPError):
             return exc
-        cause = getattr(exc, "cause", None)
         exc = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
     return None
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """The restore options checked here, by the library's one policy (the engine's options and the limits
+    FaceRestorer checks), so that a bad value is refused before any worker starts, naming its flag."""
+    from .. import options
+    from ..engine import EngineOptions
+    from ..face.select import parse_indices
+
+    options.MAX_PIXELS.check(args.max_pixels)
+    options.BACKGROUND_TILE.check(args.bg_tile)
+    options.check_device(args.device)
+    options.check_dtype(args.dtype)
+    if args.backend is not None:
+        options.check_backend(args.backend)
+    EngineOptions(upscale=args.upscale, fidelity=args.fidelity, visibility=args.visibility, mask=args.mask,
+                  colour_match=args.colour_match, score_threshold=args.threshold,
+                  detect_max_side=args.detect_max_side, min_face_size=args.min_face_size, select=args.select,
+                  indices=parse_indices(args.indices) if args.indices else None, max_faces=args.max_faces,
+                  smoothing=args.smoothing, steady=args.steady, max_output_pixels=args.max_output_pixels)
+
+
+def _check_model(args: argparse.Namespace) -> None:
+    """Find (or download, once, here) the model's weights before any worker starts, so that a wrong name or a
+    missing file is said as the local command says it, and the workers of a single machine find the file."""
+    from ..weights.resolve import resolve_weights
+
+    if isinstance(args.model, str) and os.path.isfile(args.model):
+        return
+    resolved = resolve_weights(args.model, allow_unverified=args.allow_unverified, progress=not args.quiet)
+    if not args.quiet:
+        print(f"model: {resolved.spec.name if resolved.spec else args.model} from {resolved.path}; each worker "
+              f"loads it once", file=sys.stderr)
 
 
 def _connect(ray, args: argparse.Namespace) -> bool:
@@ -295,15 +366,30 @@ def _dataset(ray, args: argparse.Namespace, todo: list[dict], folder: Path, work
 
     context = DataContext.get_current()
     # ours counts inputs (Ray's would count blocks); Ray Data's notes about its execution are not the user's
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    # (a dropped batch's error included: the summary says what to do about it)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    # a batch whose workers keep dying (below) is dropped, not the whole run: its inputs are counted as
+    # unfinished, and the re-run finds which of them kills its worker (the manifest counts the starts)
+    context.max_errored_blocks = -1
     # blocks of one batch, smaller for short runs so that every worker gets a share (four blocks each at
     # least), larger for huge ones so that there are at most MAX_BLOCKS tasks to schedule
     per_block = max(1, min(args.ray_batch, -(-len(todo) // (4 * workers))), -(-len(todo) // MAX_BLOCKS))
     blocks = max(1, -(-len(todo) // per_block))
     options = {k: v for k, v in vars(args).items() if k not in ("func",)}
-    return ray.data.from_items(todo, override_num_blocks=blocks).map_batches(
-        RestoreWorker, batch_size=args.ray_batch, compute=ActorPoolStrategy(size=workers),
+    items = ray.data.from_items(todo, override_num_blocks=blocks)
+    common = dict(
+        # one batch at a time per worker: a worker that dies takes no queued batch down with it
+        batch_size=args.ray_batch, compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
         fn_constructor_kwargs={"options": options, "manifest": str(folder), "threads": max(1, int(args.worker_cpus))},
         num_cpus=args.worker_cpus, num_gpus=gpus, batch_format="numpy")
+    try:
+        with warnings.catch_warnings():  # Ray 2.60 says these actor options will get another spelling
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+            # a dead worker is replaced (Ray's default); its batch is given to the new one --retries times at most
+            return items.map_batches(RestoreWorker, max_restarts=-1, max_task_retries=args.retries, **common)
+    except TypeError:  # a Ray that no longer takes them: its default, retried until the batch is done
+        return items.map_batches(RestoreWorker, **common)
