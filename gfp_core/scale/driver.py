@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from ..errors import GFPError
 from . import require_ray
 from .inputs import ScaleInput, list_inputs
-from .manifest import DONE, Journal, compact, manifest_folder, read_manifest, sweep_partials
+from .manifest import COMPACT_NAME, DONE, Journal, compact, manifest_folder, read_manifest, sweep_partials
 from .worker import target_for
 
 #: how many blocks a run's inputs are cut into at most (each block is one Ray task)
@@ -66,10 +66,12 @@ def restore_on_ray(args: argparse.Namespace) -> int:
     for line in summary.failures:
         print(f"error: {line}", file=sys.stderr)
     c = summary.counts
+    workers = f"{summary.workers} worker{'' if summary.workers == 1 else 's'}"
+    rate = f"{summary.per_second:.2f} inputs/s on {workers}; " if summary.workers else ""
     print(f"{c.get('restored', 0)} restored ({summary.faces} faces), {c.get('no face', 0)} without a face, "
           f"{summary.done_before} done by an earlier run, {summary.skipped} skipped (output exists; --overwrite), "
-          f"{c.get('failed', 0)} failed; {summary.per_second:.2f} inputs/s on {summary.workers} workers; "
-          f"manifest in {manifest_folder(args.output)}; results in {args.output}", file=sys.stderr)
+          f"{c.get('failed', 0)} failed; {rate}manifest in {manifest_folder(args.output)}; results in {args.output}",
+          file=sys.stderr)
     if summary.unfinished:
         print(f"error: {summary.unfinished} inputs were not finished: their worker died more than --retries times "
               f"(out of memory?); run the same command again to finish them (an input that kills its worker "
@@ -166,7 +168,7 @@ def _plan(items: list[ScaleInput], args: argparse.Namespace, folder: Path, summa
     any record (an earlier local run's): skipped as the local command skips it."""
     manifest = read_manifest(folder)
     journal = Journal(folder)
-    todo, notes = [], []
+    todo, notes, died = [], [], 0
     try:
         for item in items:
             status = manifest.status(item.id)
@@ -179,12 +181,17 @@ def _plan(items: list[ScaleInput], args: argparse.Namespace, folder: Path, summa
                 notes.append({"id": item.id, "input": item.source, "status": "restored", "target": str(target),
                               "faces": -1, "recovered": True, "reason": "its files were written by a try cut short"})
                 summary.done_before += 1
+            elif status == "worker died":  # found by an earlier run: not tried again
+                summary.failures.append(manifest.record(item.id)["reason"])
+                died += 1
             elif manifest.starts.get(item.id, 0) > args.retries:
                 reason = (f"{item.source}: its worker died each of the {manifest.starts[item.id]} times it was "
-                          f"restored (out of memory?); it is left out until its manifest record is removed")
-                notes.append({"id": item.id, "input": item.source, "status": "failed", "reason": reason,
+                          f"restored (out of memory?); it is left out until its record is removed from "
+                          f"{folder / COMPACT_NAME}")
+                notes.append({"id": item.id, "input": item.source, "status": "worker died", "reason": reason,
                               "attempts": manifest.starts[item.id], "target": str(target)})
                 summary.failures.append(reason)
+                died += 1
             elif target.exists() and not args.overwrite:
                 notes.append({"id": item.id, "input": item.source, "status": "skipped", "target": str(target),
                               "reason": "its output existed (--overwrite replaces it)"})
@@ -194,7 +201,7 @@ def _plan(items: list[ScaleInput], args: argparse.Namespace, folder: Path, summa
         journal.write(notes)
     finally:
         journal.close()
-    summary.counts = dict(Counter(n["status"] for n in notes if n["status"] == "failed"))
+    summary.counts = {"failed": died} if died else {}
     return todo
 
 

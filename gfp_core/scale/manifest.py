@@ -9,10 +9,11 @@ on a shared folder of a cluster). A record is one line::
 
 ``status``: ``restored``, ``no face`` (written unchanged, upscaled), ``failed`` (``reason`` says why,
 after ``attempts`` tries), ``skipped`` (its output existed before the run and ``--overwrite`` was not
-given), or ``started`` (a worker began it; only counted, never an outcome). A worker appends an
-outcome only after every file of the input is in place (written atomically, the restored photo
-last), and flushes and fsyncs its journal after each input, so a killed process loses at most the
-inputs in flight and a torn last line is ignored. Per input, the latest outcome wins (by ``t``).
+given), ``worker died`` (its workers died each time they began it, more than ``--retries`` times: left
+out of later runs until its record is removed), or ``started`` (a worker began it; only counted,
+never an outcome). A worker appends an outcome only after every file of the input is in place
+(written atomically, the restored photo last), and flushes and fsyncs its journal after each input,
+so a killed process loses at most the inputs in flight and a torn last line is ignored. Per input, the latest outcome wins (by ``t``).
 At the end of a run the journals are compacted into ``manifest.jsonl`` (written atomically, then
 the journals it holds are removed).
 """
@@ -35,7 +36,8 @@ MANIFEST_FOLDER = ".gfp-scale"
 COMPACT_NAME = "manifest.jsonl"
 #: outcomes that make an input done (its output is skipped on a re-run while the file exists)
 DONE = ("restored", "no face")
-OUTCOMES = (*DONE, "failed", "skipped")
+#: "worker died": its workers died every time they began it (a decoder crash, out of memory); left out of re-runs
+OUTCOMES = (*DONE, "failed", "skipped", "worker died")
 #: write_image's temporary names (``.NAME.1a2b3c4d.partial.EXT``): left behind only by a killed process
 PARTIAL = re.compile(r"^\..+\.[0-9a-f]{8}\.partial\.[A-Za-z0-9]+$")
 OUTPUT_FOLDERS = ("restored_imgs", "restored_faces", "cropped_faces", "cmp")
