@@ -153,19 +153,24 @@ def test_urls_input_lists_and_existing_outputs(ray_cluster, tmp_path, tiny_check
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = tmp_path / "in"
     a, b, c = photos(folder, 3)
+    (tmp_path / "bad.jpg").write_bytes(b"not a photo")
     listing = tmp_path / "inputs.txt"
-    listing.write_text(f"# one input a line\n{c}\n\n")
+    listing.write_text(f"# one input a line\n{c}\n\nfile://{tmp_path}/bad.jpg\n")
     out = tmp_path / "out"
     (out / "restored_imgs").mkdir(parents=True)
     (out / "restored_imgs" / "p001.jpg").write_bytes(b"made earlier")
     code = restore(f"file://{folder}/p00[01].jpg", "-m", str(tiny_checkpoint), *COMMON, "-o", str(out),
-                   "--input-list", str(listing), "--ray")
-    assert code == 0, capsys.readouterr().err
-    assert "2 restored (2 faces), 0 without a face, 0 done by an earlier run, 1 skipped" in capsys.readouterr().err
+                   "--input-list", str(listing), "--ray", "--retries", "0")
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "2 restored (2 faces), 0 without a face, 0 done by an earlier run, 1 skipped" in err
+    # the message names the URL, not the worker's temporary copy
+    assert f"error: file://{tmp_path}/bad.jpg: not a readable image" in err and "gfp-scale-" not in err
     assert (out / "restored_imgs" / "p001.jpg").read_bytes() == b"made earlier"
     m = manifest(out)
-    assert m.counts() == {"restored": 2, "skipped": 1}
-    assert {r["input"] for r in m.outcomes.values()} == {f"file://{a}", f"file://{b}", str(c)}
+    assert m.counts() == {"restored": 2, "skipped": 1, "failed": 1}
+    assert {r["input"] for r in m.outcomes.values()} == {f"file://{a}", f"file://{b}", str(c),
+                                                          f"file://{tmp_path}/bad.jpg"}
 
 
 def test_without_ray_the_flag_says_what_to_install(tmp_path, tiny_checkpoint):

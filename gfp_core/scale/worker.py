@@ -91,28 +91,28 @@ class RestoreWorker:
         from ..image import read_picture
 
         args = self.args
+        local: Path | None = None
         try:
-            with local_copy(item) as path:
+            with local_copy(item) as local:
                 if is_video(item.name):
-                    outcome = _restore_video(self.restorer, path, target, args)
+                    outcome = _restore_video(self.restorer, local, target, args)
                     return "restored", outcome.faces, ""
-                picture = read_picture(path, args.max_pixels)
+                picture = read_picture(local, args.max_pixels)
                 result = self.restorer.restore(picture, aligned=args.aligned)
                 del picture
                 problems = _write_results(args.output, item.name, target, result, args.suffix, target_last=True)
         except GFPError as exc:
             options.in_words(exc, CLI_WORDS)
-            return "failed", -1, self._said(exc, item, path if "path" in locals() else None)
+            return "failed", -1, self._said(str(exc), item, local)
         except Exception as exc:  # one bad file must not stop the run
-            return "failed", -1, f"{item.source}: {type(exc).__name__}: {exc}"
+            return "failed", -1, self._said(f"{type(exc).__name__}: {exc}", item, local)
         if problems:
             return "failed", -1, f"{item.source}: {problems}"
         return ("no face" if result.num_detected == 0 else "restored"), result.num_restored, ""
 
     @staticmethod
-    def _said(exc: Exception, item: ScaleInput, path: Path | None) -> str:
+    def _said(text: str, item: ScaleInput, path: Path | None) -> str:
         """The message in the user's terms: a downloaded copy's name replaced by the input's URL."""
-        text = str(exc)
         if path is not None and str(path) != item.source:
             text = text.replace(str(path), item.source)
         return text if item.source in text else f"{item.source}: {text}"
