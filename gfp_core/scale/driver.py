@@ -43,7 +43,7 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)
     workers: int = 0
     seconds: float = 0.0
-    #: inputs finished per second of this run's pipeline (from the first worker ready to the last row)
+    #: inputs finished per second of this run's pipeline (from the first input begun to the last finished)
     per_second: float = 0.0
     #: peak resident memory of each worker process (MiB) and of this driver
     worker_peak_mb: dict[str, float] = field(default_factory=dict)
@@ -218,12 +218,12 @@ def _run_pipeline(ray, args: argparse.Namespace, todo: list[dict], folder: Path,
         counts = Counter(summary.counts)
         bar = tqdm(total=len(todo), desc="restoring", unit="input", disable=args.quiet, dynamic_ncols=True)
         t0 = time.perf_counter()
-        first, rows = None, 0
+        first, rows = float("inf"), 0
         try:
             for row in _rows(dataset):
                 rows += 1
                 now = time.perf_counter()
-                first = first if first is not None else now - row["seconds"]
+                first = min(first, row["began"])  # the workers' clock: the pipeline's start, model loading left out
                 counts[row["status"]] += 1
                 summary.faces += max(0, int(row["faces"]))
                 if row["status"] == "failed":
@@ -238,7 +238,7 @@ def _run_pipeline(ray, args: argparse.Namespace, todo: list[dict], folder: Path,
             bar.close()
         end = time.perf_counter()
         summary.seconds = round(end - t0, 3)
-        summary.per_second = round(rows / max(end - (first or t0), 1e-9), 3)
+        summary.per_second = round(rows / max(time.time() - first, 1e-9), 3) if rows else 0.0
         summary.counts = dict(counts)
         summary.unfinished = len(todo) - rows
     finally:

@@ -61,7 +61,7 @@ class RestoreWorker:
         target = target_for(item, args)
         record: dict[str, Any] = {"id": item.id, "input": item.source, "target": str(target), "faces": -1,
                                   "reason": "", "attempts": 0, "worker": self.worker}
-        started = time.perf_counter()
+        began, started = time.time(), time.perf_counter()
         if target.exists() and not args.overwrite:
             # this run's earlier try on a worker that died: its files are complete (the photo is written
             # last), so they are kept, not written again
@@ -81,7 +81,7 @@ class RestoreWorker:
         now, peak = memory_mb()
         return {**{k: record.get(k) for k in ("id", "status", "faces", "reason", "attempts", "worker", "seconds")},
                 "input": item.source, "recovered": bool(record.get("recovered")), "rss_mb": round(now, 1),
-                "peak_rss_mb": round(peak, 1)}
+                "peak_rss_mb": round(peak, 1), "began": began}
 
     def _attempt(self, item: ScaleInput, target: Path) -> tuple[str, int, str]:
         """One try: (status, faces restored, reason), as the local command would count and word it."""
