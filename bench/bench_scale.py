@@ -8,11 +8,12 @@ same folder, and a larger run that shows a worker's memory staying flat.
   *wall* counts everything (Python, Ray's start, model loading); *steady photos/s* is measured between the
   first and the last restored file's modification times (the pipeline at work, start-up left out).
   Memory: the process tree is sampled every 0.5 s (psutil) — peak resident memory of the driver, of each
-  worker process and of Ray's own processes (raylet, GCS, object store, idle workers), and of the whole tree.
+  worker process and of Ray's own processes (raylet, GCS, object store, Ray Data's actors), and of the
+  whole tree (RSS, and PSS: shared pages counted once).
 * **Flat memory**: ``--many`` small photos (96×96) restored as aligned crops by a small random model on
-  Ray with one worker per CPU (``--many-plain``: also the plain command); each worker reports its resident memory with every photo
-  (``.gfp-scale/last-run.json``). Reported per worker: the median over its first and its last 10 % of
-  photos, the largest value, and a fitted slope in MiB per 1000 photos.
+  Ray with one worker per CPU (``--many-plain``: also the plain command); each worker reports its resident
+  memory with every photo (``.gfp-scale/last-run.json``). Reported per worker: the median over its first
+  and its last 10 % of photos, the largest value, and a fitted slope in MiB per 1000 photos.
 
 Writes ``bench/results/scale_cpu.json``.
 
@@ -148,7 +149,8 @@ def run_restore(label: str, inputs: Path, out: Path, model: Path, extra: list[st
            .replace(str(model), "MODEL"), "photos": n, "wall_s": round(wall, 2), "photos_per_s": round(n / wall, 3),
            "steady_photos_per_s": round((n - 1) / (times[-1] - times[0]), 3) if n > 1 else None,
            "peak_mb": {k: round(v, 1) for k, v in sorted(sampler.peaks.items())},
-           "tree_peak_mb": round(sampler.total_peak, 1), "tree_peak_pss_mb": round(sampler.pss_peak, 1), "other_cpu_load": round(other, 3)}
+           "tree_peak_mb": round(sampler.total_peak, 1), "tree_peak_pss_mb": round(sampler.pss_peak, 1),
+           "other_cpu_load": round(other, 3)}
     workers = [v for k, v in sampler.peaks.items() if k.startswith("worker")]
     row["worker_peak_mb"] = round(max(workers), 1) if workers else None
     summary = out / ".gfp-scale" / "last-run.json"
@@ -156,7 +158,9 @@ def run_restore(label: str, inputs: Path, out: Path, model: Path, extra: list[st
         run = json.loads(summary.read_text())
         row["ray"] = {k: run[k] for k in ("workers", "per_second", "worker_peak_mb", "driver_peak_mb", "counts")}
     print(f"{label:<34} {row['photos_per_s']:6.3f} photos/s (steady {row['steady_photos_per_s']}), wall "
-          f"{wall:6.1f} s, peak MiB {row['peak_mb']}, tree {row['tree_peak_mb']:.0f} (PSS {row['tree_peak_pss_mb']:.0f}), other CPU load {other:.0%}",
+          f"{wall:6.1f} s, peak MiB {row['peak_mb']}, tree {row['tree_peak_mb']:.0f} "
+          f"(PSS {row['tree_peak_pss_mb']:.0f}), "
+          f"other CPU load {other:.0%}",
           flush=True)
     return row
 

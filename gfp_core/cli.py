@@ -456,7 +456,8 @@ def _span(r: options.Range) -> str:
 
 
 def _add_ray_options(p: argparse.ArgumentParser) -> None:
-    """``restore --ray``: the same restore as a Ray Data pipeline (gfp_core.scale; needs ``pip install "ray[data]"``)."""
+    """``restore --ray``: the same restore as a Ray Data pipeline (gfp_core.scale; needs Ray Data:
+    ``pip install "ray[data]"``)."""
     g = p.add_argument_group(
         "archive scale (--ray)",
         "Run the restore as a resumable Ray Data pipeline: models load once per worker, a manifest in "
@@ -465,15 +466,17 @@ def _add_ray_options(p: argparse.ArgumentParser) -> None:
                    help="run on Ray: alone, a local Ray instance on this machine; with a cluster's ADDRESS "
                         "(host:port, ray://host:10001 or auto), on that cluster. Put it after the inputs, or "
                         "write --ray=ADDRESS")
-    g.add_argument("--workers", type=int, help="Ray workers, each with its own copy of the models (default: one "
-                                               "per GPU on a cluster with GPUs, else one per --worker-cpus CPUs)")
-    g.add_argument("--worker-cpus", type=float, default=1, help="CPUs (and torch threads) per worker (default 1)")
-    g.add_argument("--ray-batch", type=int, default=4, help="inputs per call to a worker (default 4)")
-    g.add_argument("--retries", type=int, default=2,
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="Ray workers, each with its own copy of the models (default: one per GPU on a cluster "
+                        "with GPUs, else one per --worker-cpus CPUs)")
+    g.add_argument("--worker-cpus", type=float, default=1, metavar="N",
+                   help="CPUs (and torch threads) per worker (default 1)")
+    g.add_argument("--ray-batch", type=int, default=4, metavar="N", help="inputs per call to a worker (default 4)")
+    g.add_argument("--retries", type=int, default=2, metavar="N",
                    help="tries after the first before an input is listed as failed (default 2)")
     g.add_argument("--input-list", action="append", default=[], metavar="FILE",
                    help="a text file of inputs, one path, folder, glob or URL a line (can be repeated)")
-    g.add_argument("--object-store-mb", type=int, default=512,
+    g.add_argument("--object-store-mb", type=int, default=512, metavar="MIB",
                    help="a local Ray instance's object store, in MiB (default 512)")
 
 

@@ -336,7 +336,8 @@ def _connect(ray, args: argparse.Namespace) -> bool:
     logging.getLogger("ray").setLevel(logging.WARNING)
     if ray.is_initialized():
         return False
-    common = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=bool(getattr(args, "verbose", False)))
+    common = dict(include_dashboard=False, logging_level=logging.WARNING,
+                  log_to_driver=bool(getattr(args, "verbose", False)))
     if args.ray == "local":
         workers = args.workers or max(1, int((os.cpu_count() or 1) // args.worker_cpus))
         ray.init(address="local", num_cpus=max(1, int(workers * args.worker_cpus + 0.999)),

@@ -13,7 +13,8 @@ given), ``worker died`` (its workers died each time they began it, more than ``-
 out of later runs until its record is removed), or ``started`` (a worker began it; only counted,
 never an outcome). A worker appends an outcome only after every file of the input is in place
 (written atomically, the restored photo last), and flushes and fsyncs its journal after each input,
-so a killed process loses at most the inputs in flight and a torn last line is ignored. Per input, the latest outcome wins (by ``t``).
+so a killed process loses at most the inputs in flight and a torn last line is ignored. Per input,
+the latest outcome wins (by ``t``).
 At the end of a run the journals are compacted into ``manifest.jsonl`` (written atomically, then
 the journals it holds are removed).
 """
