@@ -20,9 +20,9 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gfp_core", "web")
-#: tools the Space never runs, and whose extra dependencies it need not install: this builder, and
-#: the ONNX exporter (onnx, onnxruntime)
-LEFT_BEHIND = {"web": ("space.py",), "gfp_core": ("export_onnx.py",)}
+#: tools the Space never runs, and whose extra dependencies it need not install: this builder, the
+#: ONNX exporter (onnx, onnxruntime) and the archive-scale runner (ray, fsspec)
+LEFT_BEHIND = {"web": ("space.py",), "gfp_core": ("export_onnx.py", "scale")}
 #: imported by the copied code only where installed (gfp_core's optional OpenVINO backend): the Space
 #: does not install them, so 'auto' runs PyTorch there
 OPTIONAL_IMPORTS = frozenset({"openvino"})
