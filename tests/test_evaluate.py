@@ -149,6 +149,8 @@ def test_niqe_agrees_with_basicsr(pair):
 
     (niqe,), missing = build_measures(("niqe",), niqe_params=str(basicsr_niqe_params()))
     assert not missing and not niqe.needs_gt
+    _, too_small = build_measures(("niqe",), niqe_params=str(basicsr_niqe_params()), face_size=64)
+    assert too_small["niqe"] == "niqe: needs faces of 96 px or more; these are 64 px"  # its 96 px blocks
     for img in pair:
         assert niqe.compute(img, None) == pytest.approx(calculate_niqe(img[:, :, ::-1], crop_border=0), abs=0.01)
     degraded, truth = pair

@@ -79,14 +79,11 @@ def evaluate(testset: str | Path, models: Sequence[str], *, measures: Sequence[s
     root, manifest = read_testset(testset)
     wild = manifest.get("kind") == "wild"
     target = resolve_device(device)
-    ready, missing = build_measures(tuple(measures), device=target, identity_weights=identity_weights,
-                                    lpips_weights=lpips_weights, niqe_params=niqe_params, fid_weights=fid_weights,
-                                    fid_stats=fid_stats, ground_truth=not wild)
     names = [p["name"] for p in manifest["pairs"]]
     inputs = np.stack([load_rgb(root / p["lq"]) for p in manifest["pairs"]])
-    for m in [m for m in ready if m.min_size > min(inputs.shape[1:3])]:
-        ready.remove(m)
-        missing[m.name] = f"needs faces of {m.min_size} px or more; this set's are {inputs.shape[1]} px"
+    ready, missing = build_measures(tuple(measures), device=target, identity_weights=identity_weights,
+                                    lpips_weights=lpips_weights, niqe_params=niqe_params, fid_weights=fid_weights,
+                                    fid_stats=fid_stats, ground_truth=not wild, face_size=min(inputs.shape[1:3]))
     truths = None if wild else np.stack([load_rgb(root / p["gt"]) for p in manifest["pairs"]])
 
     results: list[ModelResult] = []

@@ -289,12 +289,13 @@ NO_REFERENCE = frozenset({"niqe"})
 def build_measures(names: tuple[str, ...] = MEASURES, *, device: torch.device | None = None,
                    identity_weights: str = "arcface_resnet18", lpips_weights: str = "alexnet_imagenet",
                    niqe_params: str = "niqe_pris_params", fid_weights: str = "inception_fid",
-                   fid_stats: str | None = None, download: bool = True, ground_truth: bool = True
-                   ) -> tuple[list[Measure | SetMeasure], dict[str, str]]:
+                   fid_stats: str | None = None, download: bool = True, ground_truth: bool = True,
+                   face_size: int | None = None) -> tuple[list[Measure | SetMeasure], dict[str, str]]:
     """The measures that can run here, and for the others why not (name → reason). ``download``:
     fetch missing networks (else only those already on this machine run). Without a ``ground_truth``
     only the no-reference measures are built (the others' networks are not even loaded); FID is one of
-    them when ``fid_stats`` (a reference set's statistics) is given."""
+    them when ``fid_stats`` (a reference set's statistics) is given. ``face_size``: the faces' side in
+    pixels; a measure that needs larger faces is left out."""
     device = device or torch.device("cpu")
     builders = {"psnr": _psnr, "ssim": _ssim, "lpips": lambda: _lpips(device, lpips_weights, download),
                 "fid": lambda: _fid(device, fid_weights, download, fid_stats),
@@ -311,7 +312,12 @@ def build_measures(names: tuple[str, ...] = MEASURES, *, device: torch.device | 
                 " (or, for FID, a reference set's statistics: --fid-stats)" if name == "fid" else "")
             continue
         try:
-            ready.append(builders[name]())
+            measure = builders[name]()
         except MeasureUnavailable as exc:
             missing[name] = str(exc)
+            continue
+        if face_size is not None and measure.min_size > face_size:
+            missing[name] = f"{name}: needs faces of {measure.min_size} px or more; these are {face_size} px"
+        else:
+            ready.append(measure)
     return ready, missing

@@ -136,10 +136,8 @@ class Trainer:
         missing is said once."""
         from .measures import build_measures
 
-        ready, missing = build_measures(("lpips", "fid", "niqe", "identity"), device=self.ctx.device, download=False)
-        for m in [m for m in ready if m.min_size > size]:
-            ready.remove(m)
-            missing[m.name] = f"{m.name}: needs faces of {m.min_size} px or more"
+        ready, missing = build_measures(("lpips", "fid", "niqe", "identity"), device=self.ctx.device, download=False,
+                                        face_size=size)
         if self.ctx.main and missing:
             log.info("validation without %s", "; ".join(missing.values()))
         return ready
