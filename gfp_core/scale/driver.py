@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import os
-import resource
 import sys
 import time
 import warnings
@@ -25,7 +24,7 @@ from ..errors import GFPError
 from . import require_ray
 from .inputs import ScaleInput, list_inputs
 from .manifest import COMPACT_NAME, DONE, Journal, compact, manifest_folder, read_manifest, sweep_partials
-from .worker import target_for
+from .worker import memory_mb, target_for
 
 #: how many blocks a run's inputs are cut into at most (each block is one Ray task)
 MAX_BLOCKS = 4000
@@ -127,7 +126,7 @@ def run(args: argparse.Namespace) -> RunSummary:
         _run_pipeline(ray, args, todo, folder, summary)
     summary.partials_removed += sweep_partials(args.output)
     compact(folder)
-    summary.driver_peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    summary.driver_peak_mb = round(memory_mb()[1], 1)
     partial = folder / ".last-run.json.partial"
     partial.write_text(json.dumps(asdict(summary), indent=1))
     os.replace(partial, folder / "last-run.json")
