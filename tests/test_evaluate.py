@@ -309,6 +309,9 @@ def test_a_test_set_of_another_size_is_refused(tmp_path, offline_home):
         evaluate(tmp_path / "small", [str(model)], allow_unverified=True, backend="torch", measures=("psnr",))
     with pytest.raises(GFPError, match="no manifest.json"):
         evaluate(photos, [str(model)], allow_unverified=True, backend="torch")
+    (tmp_path / "small" / "manifest.json").write_text('{"pairs": [')  # cut short
+    with pytest.raises(GFPError, match="manifest.json is damaged"):
+        evaluate(tmp_path / "small", [str(model)], allow_unverified=True, backend="torch")
 
 
 @pytest.mark.heavy

@@ -44,8 +44,11 @@ def read_testset(folder: str | Path) -> tuple[Path, dict[str, Any]]:
     path = root / "manifest.json"
     if not path.is_file():
         raise GFPError(f"{root} has no manifest.json; build a test set with python -m train testset")
-    manifest = json.loads(path.read_text())
-    if not manifest.get("pairs"):
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GFPError(f"{path} is damaged ({exc}); build the test set again with python -m train testset") from None
+    if not isinstance(manifest, dict) or not manifest.get("pairs"):
         raise GFPError(f"{path} lists no faces")
     return root, manifest
 
